@@ -1,0 +1,116 @@
+//! `pgsteward`: every task locally against a database URL, and `invoke` to run a Lambda
+//! handler in-process on an event file. Wiring only; behaviour lives in pgsteward-core.
+
+mod args;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use pgsteward_core::health_check::{self, HealthCheck, HealthCheckConfig};
+use pgsteward_core::{Deps, Error, Result};
+use serde_json::Value;
+
+use args::{Cli, Command, Format};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGSTEWARD_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(cli).await {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The shape Lambda reports, so scripts read failures the same way.
+            println!("{}", e.to_json());
+            if std::io::stderr().is_terminal() {
+                eprintln!("error: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Process environment with the command line's settings on top.
+fn env_with(cli: &Cli) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    if let Some(url) = &cli.database_url {
+        env.insert(pgsteward_core::config::URL_VAR.into(), url.clone());
+    }
+    if let Some(bus) = &cli.event_bus {
+        env.insert("PGSTEWARD_EVENT_BUS".into(), bus.clone());
+    }
+    env
+}
+
+async fn health_check_task(env: &HashMap<String, String>) -> Result<HealthCheck> {
+    let mut config = HealthCheckConfig::from_env(env)?;
+    config.emit_emf = false; // stdout carries the result
+    let deps = Deps::from_sdk(config.common.event_bus.as_deref()).await;
+    Ok(HealthCheck::new(config, deps))
+}
+
+async fn run(cli: Cli) -> Result<String> {
+    let env = env_with(&cli);
+
+    match cli.command {
+        Command::HealthCheck {
+            format,
+            terminate_idle,
+            dry_run,
+        } => {
+            let task = health_check_task(&env).await?;
+            let request = health_check::Request {
+                action: if terminate_idle {
+                    health_check::Action::TerminateIdle
+                } else {
+                    health_check::Action::Check
+                },
+                dry_run,
+                ..Default::default()
+            };
+            let report = task.run(&request).await?;
+            Ok(match format {
+                Format::Json => format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&report).expect("report json")
+                ),
+                Format::Table => {
+                    health_check::render::table(&report, std::io::stdout().is_terminal())
+                }
+            })
+        }
+        Command::Invoke { function, event } => {
+            let text = std::fs::read_to_string(&event).map_err(|e| {
+                Error::invalid(format!("cannot read event file {}: {e}", event.display()))
+            })?;
+            let payload: Value = serde_json::from_str(&text).map_err(|e| {
+                Error::invalid(format!("event file {} is not JSON: {e}", event.display()))
+            })?;
+            let result = match function.as_str() {
+                health_check::TASK => health_check_task(&env).await?.handle(payload).await?,
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown function '{other}'; known: {}",
+                        args::FUNCTIONS.join(", ")
+                    )))
+                }
+            };
+            Ok(format!(
+                "{}\n",
+                serde_json::to_string_pretty(&result).expect("json")
+            ))
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Adapters over the official SDK clients, built once per process.
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use super::{classify_sdk_error, AuthTokenSource, ReportSink, SecretSource};
+use crate::error::{Error, Result};
+use crate::report::Report;
+
+/// The SDK's shared configuration: region, credentials and `AWS_ENDPOINT_URL` from the
+/// standard environment. Loading does no network I/O: credentials resolve on first use.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+pub struct SdkSecrets {
+    client: aws_sdk_secretsmanager::Client,
+}
+
+impl SdkSecrets {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSource for SdkSecrets {
+    async fn secret_string(&self, arn: &str) -> Result<String> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &format!("read secret {arn}")))?;
+        out.secret_string.ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "secret {arn} has no string value; store the RDS JSON format as a string"
+            ))
+        })
+    }
+}
+
+pub struct SdkAuthTokens {
+    config: SdkConfig,
+}
+
+impl SdkAuthTokens {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            config: config.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl AuthTokenSource for SdkAuthTokens {
+    async fn auth_token(&self, host: &str, port: u16, user: &str) -> Result<String> {
+        use aws_sdk_rds::auth_token::{AuthTokenGenerator, Config};
+        let cfg = Config::builder()
+            .hostname(host)
+            .port(u64::from(port))
+            .username(user)
+            .build()
+            .map_err(|e| {
+                Error::InvalidConfig(format!("rds iam auth for {user}@{host}:{port}: {e}"))
+            })?;
+        let token = AuthTokenGenerator::new(cfg).auth_token(&self.config).await.map_err(|e| {
+            Error::InvalidConfig(format!(
+                "cannot sign an rds iam auth token for {user}@{host}:{port} ({e}); check the region and credentials"
+            ))
+        })?;
+        Ok(token.as_str().to_string())
+    }
+}
+
+/// Publishes reports to an EventBridge bus with `source: pgsteward`.
+pub struct EventBridgeReports {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+pub const REPORT_SOURCE: &str = "pgsteward";
+pub const REPORT_DETAIL_TYPE: &str = "pgsteward report";
+
+impl EventBridgeReports {
+    pub fn new(config: &SdkConfig, bus: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_eventbridge::Client::new(config),
+            bus: bus.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ReportSink for EventBridgeReports {
+    async fn publish(&self, report: &Report) -> Result<()> {
+        let detail = serde_json::to_string(report)
+            .map_err(|e| Error::internal(format!("report json: {e}")))?;
+        let entry = PutEventsRequestEntry::builder()
+            .source(REPORT_SOURCE)
+            .detail_type(REPORT_DETAIL_TYPE)
+            .event_bus_name(&self.bus)
+            .detail(detail)
+            .build();
+        let what = format!("publish report to event bus {}", self.bus);
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &what))?;
+        if out.failed_entry_count > 0 {
+            let why = out
+                .entries
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|e| e.error_code)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::Retryable(format!("{what}: rejected ({why})")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! pgsteward's behaviour. Binaries only wire these modules together.
+//!
+//! - `config`: typed configuration parsed once from the environment
+//! - `envelope`: any invoking event into one typed request, or `InvalidInput`
+//! - `error`: the one error enum and its stable Lambda `errorType`
+//! - `clock`: the injected clock
+//! - `pg`: connections (URL / secret / IAM, verified TLS) and identifier quoting
+//! - `aws`: narrow ports over AWS and their SDK adapters
+//! - `report`: the run report
+//! - one module per task: `health_check`
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod health_check;
+pub mod pg;
+pub mod report;
+
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+
+/// The ports a task uses, built once per process.
+#[derive(Clone)]
+pub struct Deps {
+    pub secrets: Arc<dyn aws::SecretSource>,
+    pub tokens: Arc<dyn aws::AuthTokenSource>,
+    pub reports: Arc<dyn aws::ReportSink>,
+    pub clock: Arc<dyn clock::Clock>,
+}
+
+impl Deps {
+    /// SDK-backed ports; reports go to `event_bus` when one is configured.
+    pub async fn from_sdk(event_bus: Option<&str>) -> Self {
+        let sdk = aws::sdk::load_sdk_config().await;
+        let reports: Arc<dyn aws::ReportSink> = match event_bus {
+            Some(bus) => Arc::new(aws::sdk::EventBridgeReports::new(&sdk, bus)),
+            None => Arc::new(aws::NoReports),
+        };
+        Deps {
+            secrets: Arc::new(aws::sdk::SdkSecrets::new(&sdk)),
+            tokens: Arc::new(aws::sdk::SdkAuthTokens::new(&sdk)),
+            reports,
+            clock: Arc::new(clock::SystemClock),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! PostgreSQL: connecting safely and quoting identifiers.
+
+pub mod connect;
+pub mod quote;
+
+pub use connect::{connect, ConnectSettings, ConnectionSource};
+pub use quote::{quote_ident, quote_qualified};

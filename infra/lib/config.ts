@@ -1,0 +1,116 @@
+import * as path from 'node:path';
+import { Node } from 'constructs';
+
+/** Where an existing database VPC is, when the stack must not create its own. */
+export interface ExistingVpcConfig {
+  readonly vpcId: string;
+  readonly availabilityZones: string[];
+  readonly privateSubnetIds: string[];
+  /** The database's security group; the functions' group gets 5432 ingress on it. */
+  readonly dbSecurityGroupId?: string;
+}
+
+export type LambdaArch = 'x86_64' | 'arm64';
+
+export interface PgstewardConfig {
+  readonly dbIdentifier: string;
+  readonly dbSecretArn: string;
+  readonly eventBusName: string;
+  readonly architecture: LambdaArch;
+  /** cargo-lambda's output folder: one sub-folder per binary holding `bootstrap`. */
+  readonly lambdaBuildDir: string;
+  /** Absent: the stack creates a small demo VPC. */
+  readonly existingVpc?: ExistingVpcConfig;
+}
+
+/** Defaults let `cdk synth` and the tests run with no context at all. */
+export const DEFAULTS = {
+  dbIdentifier: 'orders-prod',
+  dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:pgsteward/orders-prod-AbCdEf',
+  eventBusName: 'default',
+  architecture: 'x86_64' as LambdaArch,
+  // infra/lib -> repo root -> target/lambda (cargo-lambda's default output).
+  lambdaBuildDir: path.resolve(__dirname, '..', '..', 'target', 'lambda'),
+};
+
+// RDS instance/cluster identifier rules: letter first, letters/digits/hyphens, max 63.
+const DB_IDENTIFIER = /^[A-Za-z][A-Za-z0-9-]{0,62}$/;
+// A complete secret ARN ends in the 6-character suffix Secrets Manager adds; IAM
+// needs the complete ARN to match exactly (a partial one would need a wildcard).
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
+const EVENT_BUS_NAME = /^[/.\-_A-Za-z0-9]{1,256}$/;
+
+/** Context values come as strings from `-c k=v` or as JSON arrays from cdk.json. */
+function list(value: unknown, key: string): string[] {
+  if (value === undefined || value === null || value === '') return [];
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'string') {
+    return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  }
+  throw new Error(`context ${key} must be a list or a comma-separated string, got ${JSON.stringify(value)}`);
+}
+
+function str(node: Node, key: string, fallback: string): string {
+  const value = node.tryGetContext(key);
+  return value === undefined || value === null || value === '' ? fallback : String(value);
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new Error(message);
+}
+
+/** Reads and validates the app's context; every mistake is named with what to fix. */
+export function configFromContext(node: Node): PgstewardConfig {
+  const dbIdentifier = str(node, 'dbIdentifier', DEFAULTS.dbIdentifier);
+  check(DB_IDENTIFIER.test(dbIdentifier),
+    `context dbIdentifier ${JSON.stringify(dbIdentifier)} is not an RDS identifier (letter first, then letters, digits, hyphens; max 63)`);
+
+  const dbSecretArn = str(node, 'dbSecretArn', DEFAULTS.dbSecretArn);
+  check(SECRET_ARN.test(dbSecretArn),
+    `context dbSecretArn ${JSON.stringify(dbSecretArn)} is not a complete Secrets Manager ARN (it must end in the 6-character suffix, e.g. -AbCdEf)`);
+
+  const eventBusName = str(node, 'eventBusName', DEFAULTS.eventBusName);
+  check(EVENT_BUS_NAME.test(eventBusName) && !eventBusName.startsWith('arn:'),
+    `context eventBusName ${JSON.stringify(eventBusName)} must be an event bus name (not an ARN)`);
+
+  const architecture = str(node, 'architecture', DEFAULTS.architecture);
+  check(architecture === 'x86_64' || architecture === 'arm64',
+    `context architecture ${JSON.stringify(architecture)} must be x86_64 or arm64`);
+
+  const lambdaBuildDir = path.resolve(str(node, 'lambdaBuildDir', DEFAULTS.lambdaBuildDir));
+
+  return {
+    dbIdentifier,
+    dbSecretArn,
+    eventBusName,
+    architecture: architecture as LambdaArch,
+    lambdaBuildDir,
+    existingVpc: existingVpcFromContext(node),
+  };
+}
+
+function existingVpcFromContext(node: Node): ExistingVpcConfig | undefined {
+  const vpcId = str(node, 'vpcId', '');
+  const availabilityZones = list(node.tryGetContext('availabilityZones'), 'availabilityZones');
+  const privateSubnetIds = list(node.tryGetContext('privateSubnetIds'), 'privateSubnetIds');
+  const dbSecurityGroupId = str(node, 'dbSecurityGroupId', '') || undefined;
+  if (vpcId === '') {
+    check(availabilityZones.length === 0 && privateSubnetIds.length === 0 && dbSecurityGroupId === undefined,
+      'context availabilityZones, privateSubnetIds and dbSecurityGroupId need vpcId too');
+    return undefined;
+  }
+  check(/^vpc-[0-9a-f]+$/.test(vpcId), `context vpcId ${JSON.stringify(vpcId)} must look like vpc-0123abcd`);
+  check(availabilityZones.length > 0, 'context vpcId needs availabilityZones (e.g. us-east-1a,us-east-1b)');
+  check(privateSubnetIds.length > 0, 'context vpcId needs privateSubnetIds (one or more per availability zone)');
+  for (const id of privateSubnetIds) {
+    check(/^subnet-[0-9a-f]+$/.test(id), `context privateSubnetIds: ${JSON.stringify(id)} must look like subnet-0123abcd`);
+  }
+  // Vpc.fromVpcAttributes pairs subnets with zones in order: N zones need k*N subnets.
+  check(privateSubnetIds.length % availabilityZones.length === 0,
+    `context privateSubnetIds has ${privateSubnetIds.length} subnets for ${availabilityZones.length} availability zones; list the same number of subnets per zone, in zone order`);
+  if (dbSecurityGroupId !== undefined) {
+    check(/^sg-[0-9a-f]+$/.test(dbSecurityGroupId),
+      `context dbSecurityGroupId ${JSON.stringify(dbSecurityGroupId)} must look like sg-0123abcd`);
+  }
+  return { vpcId, availabilityZones, privateSubnetIds, dbSecurityGroupId };
+}
