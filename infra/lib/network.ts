@@ -107,7 +107,13 @@ export class Network extends Construct {
     for (const [id, service] of Object.entries(interfaces)) {
       // open: false: only the functions' security group may reach the endpoints,
       // rather than the whole VPC CIDR (CDK's default).
-      const endpoint = vpc.addInterfaceEndpoint(id, { service, subnets: isolated, privateDnsEnabled: true, open: false });
+      // Endpoints only answer; their group needs no egress.
+      const securityGroup = new ec2.SecurityGroup(this, `${id}EndpointSecurityGroup`, {
+        vpc, allowAllOutbound: false, description: `${id} VPC endpoint: HTTPS from pgsteward functions`,
+      });
+      const endpoint = vpc.addInterfaceEndpoint(id, {
+        service, subnets: isolated, privateDnsEnabled: true, open: false, securityGroups: [securityGroup],
+      });
       endpoint.connections.allowDefaultPortFrom(this.functionSecurityGroup, 'pgsteward functions');
     }
   }

@@ -133,6 +133,20 @@ describe('alarms', () => {
     }
   }
 
+  test('the table is the runbook contract the Rust code emits (names, units, thresholds)', () => {
+    // Pinned on purpose: a metric renamed here or in functions/core must change both.
+    assert.deepEqual(HEALTH_CHECK_ALARMS.map((a) => [a.metricName, a.unit, a.warning, a.critical, a.comparison]), [
+      ['CacheHitRatio', 'Percent', 99, 95, 'LessThanThreshold'],
+      ['DeadTupleRatioWorst', 'Percent', 10, 30, 'GreaterThanThreshold'],
+      ['ActiveConnectionsPercent', 'Percent', 70, 90, 'GreaterThanThreshold'],
+      ['ReplicationLagBytes', 'Bytes', 1048576, 10485760, 'GreaterThanThreshold'],
+      ['LongestQuerySeconds', 'Seconds', 30, 120, 'GreaterThanThreshold'],
+      ['LongestIdleInTransactionSeconds', 'Seconds', 60, 300, 'GreaterThanThreshold'],
+      ['DatabaseGrowthPercentPerDay', 'Percent', 5, 10, 'GreaterThanThreshold'],
+      ['OldestXidAge', 'Count', 1000000000, 1500000000, 'GreaterThanThreshold'],
+    ]);
+  });
+
   test('warning fires before critical for every metric', () => {
     for (const spec of HEALTH_CHECK_ALARMS) {
       const less = spec.comparison === 'LessThanThreshold';

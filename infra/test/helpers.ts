@@ -36,10 +36,13 @@ export const EXISTING_VPC_CONTEXT = {
   dbSecurityGroupId: 'sg-0123456789abcdef0',
 };
 
-export interface Synth {
+export interface Built {
   readonly app: App;
   readonly stack: PgstewardStack;
   readonly config: PgstewardConfig;
+}
+
+export interface Synth extends Built {
   readonly template: Template;
 }
 
@@ -48,7 +51,8 @@ export interface SynthOptions {
   readonly keepPlaceholderWarning?: boolean;
 }
 
-export function synth(context: Record<string, unknown> = {}, options: SynthOptions = {}): Synth {
+/** The app and stack, not yet synthesized (the tree can still be changed). */
+export function build(context: Record<string, unknown> = {}, options: SynthOptions = {}): Built {
   const app = newApp(context);
   if (!options.keepPlaceholderWarning) {
     Validations.of(app).acknowledge({
@@ -58,5 +62,10 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   }
   const config = configFromContext(app.node);
   const stack = new PgstewardStack(app, 'Test', { config });
-  return { app, stack, config, template: Template.fromStack(stack) };
+  return { app, stack, config };
+}
+
+export function synth(context: Record<string, unknown> = {}, options: SynthOptions = {}): Synth {
+  const built = build(context, options);
+  return { ...built, template: Template.fromStack(built.stack) };
 }

@@ -1,0 +1,19 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { cfnLint } from './cfn-lint';
+import { EXISTING_VPC_CONTEXT, synth } from './helpers';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsteward-cfn-lint-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe('cfn-lint', () => {
+  for (const [name, context] of [['demo VPC', {}], ['existing VPC', EXISTING_VPC_CONTEXT]] as const) {
+    test(`${name} template has no errors, warnings or notes`, () => {
+      const file = path.join(dir, `${name.replace(/\W+/g, '-')}.template.json`);
+      fs.writeFileSync(file, JSON.stringify(synth(context).template.toJSON(), null, 1));
+      cfnLint(file);
+    });
+  }
+});

@@ -1,0 +1,89 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { configFromContext } from '../lib/config';
+import { CA_BUNDLE_FILE, codeDir, PLACEHOLDER_DIR } from '../lib/function';
+import { newApp, synth } from './helpers';
+
+const fakeRoots: string[] = [];
+after(() => fakeRoots.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** A fake cargo-lambda output folder for health-check, with the given files. */
+function fakeBuild(files: string[]): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsteward-fake-build-'));
+  fakeRoots.push(root);
+  fs.mkdirSync(path.join(root, 'health-check'));
+  for (const f of files) fs.writeFileSync(path.join(root, 'health-check', f), f);
+  return root;
+}
+
+function warnings(lambdaBuildDir: string): string[] {
+  const { stack } = synth({ lambdaBuildDir }, { keepPlaceholderWarning: true });
+  return Annotations.fromStack(stack).findWarning('*', Match.anyValue())
+    .map((w) => String(w.entry.data));
+}
+
+describe('code asset', () => {
+  test('the committed placeholder is an executable bootstrap', () => {
+    const stat = fs.statSync(path.join(PLACEHOLDER_DIR, 'bootstrap'));
+    assert.ok(stat.mode & 0o111, 'placeholder bootstrap must be executable');
+  });
+
+  test('cargo-lambda output is used when it has a bootstrap', () => {
+    const root = fakeBuild(['bootstrap', CA_BUNDLE_FILE]);
+    assert.deepEqual(codeDir(root, 'health-check'), { dir: path.join(root, 'health-check'), placeholder: false });
+    assert.deepEqual(warnings(root), []);
+  });
+
+  test('the placeholder is used, with a warning, before a build', () => {
+    const root = fakeBuild([]);
+    assert.deepEqual(codeDir(root, 'health-check'), { dir: PLACEHOLDER_DIR, placeholder: true });
+    const found = warnings(root);
+    assert.equal(found.length, 1);
+    assert.match(found[0], /placeholder bootstrap.*cargo lambda build/);
+  });
+
+  test('a build without the RDS CA bundle warns', () => {
+    const found = warnings(fakeBuild(['bootstrap']));
+    assert.equal(found.length, 1);
+    assert.match(found[0], /rds-ca-bundle\.pem is missing/);
+  });
+});
+
+describe('context', () => {
+  test('architecture arm64 builds an ARM function', () => {
+    synth({ architecture: 'arm64' }).template.hasResourceProperties('AWS::Lambda::Function', {
+      Architectures: ['arm64'],
+    });
+  });
+
+  test('dbIdentifier and dbSecretArn reach the function and alarm names', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:210987654321:secret:rds!db-1234abcd-5678-ef90-Zy9Xw8';
+    const { template } = synth({ dbIdentifier: 'billing-db', dbSecretArn: arn });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ PGSTEWARD_DB_IDENTIFIER: 'billing-db', PGSTEWARD_DB_SECRET_ARN: arn }) },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'pgsteward-billing-db-CacheHitRatio-critical' });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Resource: arn })]) },
+    });
+  });
+
+  const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['a secret ARN without its suffix', { dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:pgsteward/x' }, /6-character suffix/],
+    ['an identifier with an underscore', { dbIdentifier: 'orders_prod' }, /not an RDS identifier/],
+    ['an unknown architecture', { architecture: 'aarch64' }, /x86_64 or arm64/],
+    ['a vpcId without subnets', { vpcId: 'vpc-0abc', availabilityZones: 'us-east-1a' }, /needs privateSubnetIds/],
+    ['subnets without a vpcId', { privateSubnetIds: 'subnet-0abc' }, /need vpcId/],
+    ['3 subnets for 2 zones', { vpcId: 'vpc-0abc', availabilityZones: 'a,b', privateSubnetIds: 'subnet-1,subnet-2,subnet-3' }, /same number of subnets per zone/],
+    ['an event bus ARN', { eventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/x' }, /not an ARN/],
+  ];
+  for (const [what, context, message] of bad) {
+    test(`rejects ${what}`, () => {
+      assert.throws(() => configFromContext(newApp(context).node), message);
+    });
+  }
+});

@@ -1,0 +1,66 @@
+import * as assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { IConstruct } from 'constructs';
+import { build, EXISTING_VPC_CONTEXT, synth } from './helpers';
+
+const VARIANTS: Array<[string, Record<string, unknown>]> = [
+  ['demo VPC', {}],
+  ['existing VPC', EXISTING_VPC_CONTEXT],
+];
+
+/** Every acknowledgement recorded in the tree: [construct path, rule id, reason]. */
+function acknowledgements(root: IConstruct): Array<[string, string, string]> {
+  const found: Array<[string, string, string]> = [];
+  for (const c of root.node.findAll()) {
+    for (const entry of c.node.metadata) {
+      if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+      for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) {
+        found.push([c.node.path, id, reason]);
+      }
+    }
+  }
+  return found;
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  for (const [name, context] of VARIANTS) {
+    test(`${name}: no unacknowledged errors or warnings`, () => {
+      const { app } = synth(context);
+      const report = new AwsSolutionsChecks(app).validateScope(app);
+      const lines = report.violations.map((v) =>
+        `${v.severity} ${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}: ${v.description}`);
+      assert.deepEqual(lines, []);
+      assert.equal(report.success, true);
+    });
+
+    test(`${name}: every acknowledgement names a rule and says why`, () => {
+      const { app } = synth(context);
+      const acks = acknowledgements(app);
+      // aws-cdk-lib acknowledges some of its own template-validation rules; not ours to judge.
+      const ours = acks.filter(([, id]) => !id.startsWith('CloudFormation-Validate::'));
+      assert.ok(ours.length > 0);
+      for (const [where, id, reason] of ours) {
+        // CDK stores ids without a known prefix as annotations: Annotation::AwsSolutions-...
+        assert.match(id, /^Annotation::(AwsSolutions-[A-Z]+\d+(\[.+\])?|pgsteward:\w+|@aws-cdk\/[\w-]+:\w+)$/, `${where}: ${id}`);
+        // A reason is a sentence about this resource, not a token like "ok" or "n/a".
+        assert.ok(reason.split(' ').length >= 8, `${where}: ${id} needs a specific reason, got ${JSON.stringify(reason)}`);
+      }
+    });
+  }
+
+  test('the app fails synth on an unacknowledged finding (the plugin is really wired)', () => {
+    const { app, stack } = build();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    new s3.Bucket(Stack.of(stack), 'UnloggedBucket'); // AwsSolutions-S1, S10
+    assert.throws(() => app.synth(), /Validation failed/);
+  });
+
+  test('the same app with the plugin synthesizes cleanly', () => {
+    const { app } = build();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    assert.doesNotThrow(() => app.synth());
+  });
+});
