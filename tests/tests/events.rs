@@ -1,0 +1,37 @@
+//! Every file in events/ is a real-shaped payload that its function accepts.
+
+use std::collections::HashMap;
+
+use pgsteward_core::health_check::{self, HealthCheckConfig};
+use pgsteward_tests::repo_root;
+use serde_json::Value;
+
+#[test]
+fn every_sample_event_parses_for_its_function() {
+    let env: HashMap<String, String> = [
+        ("PGSTEWARD_DATABASE_URL", "postgresql://u@localhost/orders?sslmode=disable"),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let hc = HealthCheckConfig::from_env(&env).unwrap();
+    let mut seen = 0;
+    for dir in std::fs::read_dir(repo_root().join("events")).unwrap() {
+        let dir = dir.unwrap().path();
+        let function = dir.file_name().unwrap().to_string_lossy().to_string();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+            match function.as_str() {
+                health_check::TASK => {
+                    health_check::parse_event(event, &hc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                other => panic!("events/{other}/ has no function to parse it"),
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "only {seen} events found");
+}
