@@ -39,6 +39,8 @@ const DB_IDENTIFIER = /^[A-Za-z][A-Za-z0-9-]{0,62}$/;
 // needs the complete ARN to match exactly (a partial one would need a wildcard).
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
 const EVENT_BUS_NAME = /^[/.\-_A-Za-z0-9]{1,256}$/;
+// EC2 ids: prefix plus 8 (old) or 17 hex digits; CloudFormation rejects anything else.
+const ec2Id = (prefix: string) => new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`);
 
 /** Context values come as strings from `-c k=v` or as JSON arrays from cdk.json. */
 function list(value: unknown, key: string): string[] {
@@ -99,18 +101,18 @@ function existingVpcFromContext(node: Node): ExistingVpcConfig | undefined {
       'context availabilityZones, privateSubnetIds and dbSecurityGroupId need vpcId too');
     return undefined;
   }
-  check(/^vpc-[0-9a-f]+$/.test(vpcId), `context vpcId ${JSON.stringify(vpcId)} must look like vpc-0123abcd`);
+  check(ec2Id('vpc').test(vpcId), `context vpcId ${JSON.stringify(vpcId)} must look like vpc-0123abcd (8 or 17 hex digits)`);
   check(availabilityZones.length > 0, 'context vpcId needs availabilityZones (e.g. us-east-1a,us-east-1b)');
   check(privateSubnetIds.length > 0, 'context vpcId needs privateSubnetIds (one or more per availability zone)');
   for (const id of privateSubnetIds) {
-    check(/^subnet-[0-9a-f]+$/.test(id), `context privateSubnetIds: ${JSON.stringify(id)} must look like subnet-0123abcd`);
+    check(ec2Id('subnet').test(id), `context privateSubnetIds: ${JSON.stringify(id)} must look like subnet-0123abcd (8 or 17 hex digits)`);
   }
   // Vpc.fromVpcAttributes pairs subnets with zones in order: N zones need k*N subnets.
   check(privateSubnetIds.length % availabilityZones.length === 0,
     `context privateSubnetIds has ${privateSubnetIds.length} subnets for ${availabilityZones.length} availability zones; list the same number of subnets per zone, in zone order`);
   if (dbSecurityGroupId !== undefined) {
-    check(/^sg-[0-9a-f]+$/.test(dbSecurityGroupId),
-      `context dbSecurityGroupId ${JSON.stringify(dbSecurityGroupId)} must look like sg-0123abcd`);
+    check(ec2Id('sg').test(dbSecurityGroupId),
+      `context dbSecurityGroupId ${JSON.stringify(dbSecurityGroupId)} must look like sg-0123abcd (8 or 17 hex digits)`);
   }
   return { vpcId, availabilityZones, privateSubnetIds, dbSecurityGroupId };
 }

@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { configFromContext } from '../lib/config';
 import { CA_BUNDLE_FILE, codeDir, PLACEHOLDER_DIR } from '../lib/function';
-import { newApp, synth } from './helpers';
+import { EXISTING_VPC_CONTEXT, newApp, synth } from './helpers';
 
 const fakeRoots: string[] = [];
 after(() => fakeRoots.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -76,9 +76,11 @@ describe('context', () => {
     ['a secret ARN without its suffix', { dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:pgsteward/x' }, /6-character suffix/],
     ['an identifier with an underscore', { dbIdentifier: 'orders_prod' }, /not an RDS identifier/],
     ['an unknown architecture', { architecture: 'aarch64' }, /x86_64 or arm64/],
-    ['a vpcId without subnets', { vpcId: 'vpc-0abc', availabilityZones: 'us-east-1a' }, /needs privateSubnetIds/],
-    ['subnets without a vpcId', { privateSubnetIds: 'subnet-0abc' }, /need vpcId/],
-    ['3 subnets for 2 zones', { vpcId: 'vpc-0abc', availabilityZones: 'a,b', privateSubnetIds: 'subnet-1,subnet-2,subnet-3' }, /same number of subnets per zone/],
+    ['a vpcId without subnets', { vpcId: 'vpc-0a1b2c3d', availabilityZones: 'us-east-1a' }, /needs privateSubnetIds/],
+    ['subnets without a vpcId', { privateSubnetIds: 'subnet-0a1b2c3d' }, /need vpcId/],
+    ['3 subnets for 2 zones', { vpcId: 'vpc-0a1b2c3d', availabilityZones: 'a,b', privateSubnetIds: 'subnet-0000000a,subnet-0000000b,subnet-0000000c' }, /same number of subnets per zone/],
+    ['a malformed security group id', { ...EXISTING_VPC_CONTEXT, dbSecurityGroupId: 'sg-0abc' }, /dbSecurityGroupId "sg-0abc" must look like/],
+    ['a malformed subnet id', { ...EXISTING_VPC_CONTEXT, privateSubnetIds: 'subnet-0a,subnet-0b' }, /"subnet-0a" must look like/],
     ['an event bus ARN', { eventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/x' }, /not an ARN/],
   ];
   for (const [what, context, message] of bad) {

@@ -1,0 +1,39 @@
+# pgsteward: `make demo` shows it working, `make test` runs every test.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup demo test test-rust test-infra package bench clean
+
+setup:
+	@scripts/ensure-tools.sh infra
+
+## A throwaway PostgreSQL and moto, a sample schema with a bloated table and an
+## idle-in-transaction session, health-check through the CLI and as a Lambda handler.
+demo:
+	@scripts/ensure-tools.sh
+	@scripts/demo.sh
+
+## Every Rust and infra test. One build of the workspace (debug, shared target/) serves
+## the unit tests, the integration tests and the binaries they run.
+test: setup test-rust test-infra
+
+test-rust:
+	cargo build --workspace --all-targets --locked
+	cargo test --workspace --locked
+
+test-infra:
+	cd infra && npm ci --no-audit --no-fund --loglevel=error && npm test
+
+## Lambda binaries for provided.al2023 (target/lambda/<fn>/bootstrap), glibc checked.
+package:
+	@scripts/package.sh
+
+## Init time vs a hello-world lambda_runtime binary, binary size, peak RSS (release build).
+bench:
+	@scripts/ensure-tools.sh
+	@bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf .venv infra/node_modules infra/cdk.out

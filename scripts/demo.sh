@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The demo: a throwaway PostgreSQL (TLS with a CA made for the run) and a moto server, a
+# sample schema with a bloated table and a session idle in a transaction, then health-check
+# through the CLI (table) and through the Lambda handler (secret from Secrets Manager,
+# report to EventBridge, remediation dry run). Everything is removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_bin=${PG_BIN:-$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")}
+
+step "building the pgsteward command"
+cargo build -q -p pgsteward-cli
+pgsteward=$root/target/debug/pgsteward
+
+work=$(mktemp -d /tmp/pgsteward-demo.XXXXXX)
+chmod 755 "$work"
+pg_port=$(free_port); moto_port=$(free_port)
+cleanup() {
+  exec 7>&- 2>/dev/null || true
+  [ -n "${idle_pid:-}" ] && kill "$idle_pid" 2>/dev/null || true
+  [ -n "${moto_pid:-}" ] && kill "$moto_pid" 2>/dev/null || true
+  [ -f "$work/data/postmaster.pid" ] && as_pg "$pg_bin/pg_ctl" -D "$work/data" stop -m fast >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+step "starting a throwaway PostgreSQL on 127.0.0.1:$pg_port (TLS, CA generated for this run)"
+(
+  cd "$work"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=pgsteward demo CA' -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out server.crt 2>/dev/null
+  chmod 600 server.key
+  echo demo-superuser-pw >pwfile
+)
+[ "$(id -u)" = 0 ] && chown -R postgres "$work"
+as_pg "$pg_bin/initdb" -D "$work/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+  --pwfile="$work/pwfile" --no-sync >/dev/null
+cat >>"$work/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$work'
+ssl = on
+ssl_cert_file = '$work/server.crt'
+ssl_key_file = '$work/server.key'
+fsync = off
+CONF
+as_pg "$pg_bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+export PGPASSWORD=demo-superuser-pw
+psql_demo() { psql -q -X -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$pg_port user=postgres dbname=${1}" "${@:2}"; }
+
+step "sample schema: shop.orders with half its rows dead, a session idle in a transaction"
+psql_demo postgres -c "CREATE DATABASE shop"
+psql_demo shop <<'SQL'
+CREATE ROLE app LOGIN PASSWORD 'app-pw';
+CREATE ROLE pgsteward LOGIN PASSWORD 'steward-pw' IN ROLE pg_monitor, pg_signal_backend;
+CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric) WITH (autovacuum_enabled = false);
+INSERT INTO orders SELECT g, 'customer ' || g % 100, g * 1.5 FROM generate_series(1, 50000) g;
+DELETE FROM orders WHERE id % 5 <> 0;
+GRANT SELECT ON orders TO app;
+DO $$ BEGIN PERFORM pg_stat_force_next_flush(); END $$;
+SQL
+# The app's forgotten transaction: BEGIN, one query, then nothing (psql reads a fifo we keep open).
+mkfifo "$work/idle.sql"
+PGPASSWORD=app-pw psql -q -X "host=127.0.0.1 port=$pg_port user=app dbname=shop" <"$work/idle.sql" >/dev/null 2>&1 &
+idle_pid=$!
+exec 7>"$work/idle.sql"
+printf 'BEGIN;\nSELECT count(*) FROM orders;\n' >&7
+
+step "starting moto (AWS API emulator) on 127.0.0.1:$moto_port"
+.venv/bin/python -m moto.server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$moto_port) 2>/dev/null && break; sleep 0.1; done
+export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+secret_arn=$(.venv/bin/python - "$pg_port" <<'PY'
+import json, sys, boto3
+sm = boto3.client("secretsmanager")
+secret = {"engine": "postgres", "host": "localhost", "port": int(sys.argv[1]),
+          "username": "pgsteward", "password": "steward-pw", "dbname": "shop"}
+print(sm.create_secret(Name="pgsteward/shop", SecretString=json.dumps(secret))["ARN"])
+PY
+)
+echo "secret: $secret_arn"
+
+# Demo thresholds: the idle session trips the alert in seconds instead of minutes.
+export PGSTEWARD_THRESHOLDS='{"longestIdleInTransactionSeconds":{"warning":2,"critical":4}}'
+sleep 5
+
+url="postgresql://pgsteward:steward-pw@localhost:$pg_port/shop?sslrootcert=$work/ca.crt"
+step "pgsteward health-check --database-url 'postgresql://pgsteward:***@localhost:$pg_port/shop?sslrootcert=…'"
+"$pgsteward" health-check --database-url "$url"
+
+summary() { .venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({k: r[k] for k in ("task","target","dryRun","done","skipped","warnings")}, indent=2))'; }
+export PGSTEWARD_DB_SECRET_ARN=$secret_arn PGSTEWARD_CA_BUNDLE=$work/ca.crt PGSTEWARD_EVENT_BUS=default
+export PGSTEWARD_DB_IDENTIFIER=orders-prod
+step "the Lambda handler, credentials from Secrets Manager: remediation dry run (events/health-check/terminate-idle-dry-run.json)"
+"$pgsteward" invoke health-check --event events/health-check/terminate-idle-dry-run.json | summary
+
+step "the idle-in-transaction CloudWatch alarm arrives (events/health-check/alarm-idle-in-transaction.json)"
+"$pgsteward" invoke health-check --event events/health-check/alarm-idle-in-transaction.json | summary
+
+step "done: the forgotten transaction was terminated and the reports were published to EventBridge (moto)"
