@@ -22,8 +22,18 @@ async fn health_check_prints_a_table_and_json() {
     let url = pg.admin_url(&db);
     let out = pgsteward(&["health-check", "--database-url", &url]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    for word in ["metric", "cacheHitRatio", "longestIdleInTransactionSeconds", "oldestXidAge", "level"] {
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for word in [
+        "metric",
+        "cacheHitRatio",
+        "longestIdleInTransactionSeconds",
+        "oldestXidAge",
+        "level",
+    ] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
     assert!(!text.contains("\x1b["), "colours when not on a terminal");
@@ -52,17 +62,34 @@ fn invoke_reports_errors_as_lambda_does() {
     assert!(err["errorMessage"].as_str().unwrap().contains("explode"));
 
     let sample = repo_root().join("events/health-check/schedule.json");
-    let out = pgsteward(&["invoke", "vacuum-everything", "--event", sample.to_str().unwrap()]);
+    let out = pgsteward(&[
+        "invoke",
+        "vacuum-everything",
+        "--event",
+        sample.to_str().unwrap(),
+    ]);
     let err: Value = serde_json::from_slice(&out.stdout).expect("error json");
-    assert!(err["errorMessage"].as_str().unwrap().contains("known: health-check"), "{err}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("known: health-check"),
+        "{err}"
+    );
 }
 
 #[test]
 fn help_teaches() {
     let out = pgsteward(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Examples:") && text.contains("sslmode=disable"), "{text}");
+    assert!(
+        text.contains("Examples:") && text.contains("sslmode=disable"),
+        "{text}"
+    );
     let out = pgsteward(&["health-check", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--terminate-idle") && text.contains("--dry-run"), "{text}");
+    assert!(
+        text.contains("--terminate-idle") && text.contains("--dry-run"),
+        "{text}"
+    );
 }

@@ -9,7 +9,10 @@ use serde_json::Value;
 #[test]
 fn every_sample_event_parses_for_its_function() {
     let env: HashMap<String, String> = [
-        ("PGSTEWARD_DATABASE_URL", "postgresql://u@localhost/orders?sslmode=disable"),
+        (
+            "PGSTEWARD_DATABASE_URL",
+            "postgresql://u@localhost/orders?sslmode=disable",
+        ),
         ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
     ]
     .iter()
@@ -26,7 +29,8 @@ fn every_sample_event_parses_for_its_function() {
                 .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
             match function.as_str() {
                 health_check::TASK => {
-                    health_check::parse_event(event, &hc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    health_check::parse_event(event, &hc)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
                 other => panic!("events/{other}/ has no function to parse it"),
             }

@@ -26,11 +26,16 @@ fn spawn_function(api: &RuntimeApi, extra: &[(&str, String)]) -> Child {
 fn stop(mut child: Child) -> String {
     let _ = child.kill();
     let out = child.wait_with_output().expect("output");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn event(name: &str) -> Value {
-    let text = std::fs::read_to_string(repo_root().join("events/health-check").join(name)).expect("event file");
+    let text = std::fs::read_to_string(repo_root().join("events/health-check").join(name))
+        .expect("event file");
     serde_json::from_str(&text).expect("event json")
 }
 
@@ -62,15 +67,31 @@ async fn runs_each_sample_event_and_keeps_the_password_out_of_the_logs() {
     }
     let outcomes = api.wait_outcomes(events.len(), 60).await;
     let logs = stop(child);
-    assert_eq!(outcomes.len(), events.len(), "init error: {:?}\nlogs:\n{logs}", api.init_error());
+    assert_eq!(
+        outcomes.len(),
+        events.len(),
+        "init error: {:?}\nlogs:\n{logs}",
+        api.init_error()
+    );
     for ((id, outcome), name) in outcomes.iter().zip(events) {
-        let Outcome::Response(report) = outcome else { panic!("{name} ({id}) failed: {outcome:?}\n{logs}") };
+        let Outcome::Response(report) = outcome else {
+            panic!("{name} ({id}) failed: {outcome:?}\n{logs}")
+        };
         assert_eq!(report["task"], "health-check", "{name}");
         assert_eq!(report["target"], "orders-prod", "{name}");
-        assert!(report["warnings"].as_array().unwrap().iter().all(|w| !w.as_str().unwrap().contains("not published")));
+        assert!(report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| !w.as_str().unwrap().contains("not published")));
     }
-    let Outcome::Response(alarm_report) = &outcomes[2].1 else { unreachable!() };
-    assert_eq!(alarm_report["details"]["alarm"], "pgsteward-orders-prod-LongestIdleInTransactionSeconds-critical");
+    let Outcome::Response(alarm_report) = &outcomes[2].1 else {
+        unreachable!()
+    };
+    assert_eq!(
+        alarm_report["details"]["alarm"],
+        "pgsteward-orders-prod-LongestIdleInTransactionSeconds-critical"
+    );
     // One EMF line per invocation, with the namespace and the Database dimension.
     let emf: Vec<Value> = logs
         .lines()
@@ -79,9 +100,15 @@ async fn runs_each_sample_event_and_keeps_the_password_out_of_the_logs() {
         .collect();
     assert_eq!(emf.len(), events.len(), "{logs}");
     assert_eq!(emf[0]["Database"], "orders-prod");
-    assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "pgsteward");
+    assert_eq!(
+        emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "pgsteward"
+    );
     assert!(emf[0]["DatabaseSizeBytes"].as_f64().unwrap() > 0.0);
-    assert!(!logs.contains(&password), "the password reached the logs:\n{logs}");
+    assert!(
+        !logs.contains(&password),
+        "the password reached the logs:\n{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,15 +120,30 @@ async fn a_wrong_password_is_a_typed_error_that_does_not_echo_it() {
     let api = RuntimeApi::start().await;
     let child = spawn_function(
         &api,
-        &[("PGSTEWARD_DB_SECRET_ARN", arn), ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()), ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string())],
+        &[
+            ("PGSTEWARD_DB_SECRET_ARN", arn),
+            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
+            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
+        ],
     );
     api.push("req-0", event("schedule.json"));
     let outcomes = api.wait_outcomes(1, 60).await;
     let logs = stop(child);
-    let Some((_, Outcome::Error(err))) = outcomes.first() else { panic!("expected an error: {outcomes:?}\n{logs}") };
+    let Some((_, Outcome::Error(err))) = outcomes.first() else {
+        panic!("expected an error: {outcomes:?}\n{logs}")
+    };
     assert_eq!(err["errorType"], "InvalidConfig", "{err}");
-    assert!(err["errorMessage"].as_str().unwrap().contains("password authentication failed"), "{err}");
-    assert!(!err.to_string().contains(&wrong) && !logs.contains(&wrong), "{err}\n{logs}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("password authentication failed"),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains(&wrong) && !logs.contains(&wrong),
+        "{err}\n{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,14 +152,27 @@ async fn malformed_config_stops_at_start_naming_the_variable() {
     let child = spawn_function(
         &api,
         &[
-            ("PGSTEWARD_DATABASE_URL", "postgresql://u:hunter2@localhost/db?sslmode=disable".into()),
+            (
+                "PGSTEWARD_DATABASE_URL",
+                "postgresql://u:hunter2@localhost/db?sslmode=disable".into(),
+            ),
             ("PGSTEWARD_CONNECT_TIMEOUT_SECS", "soon".into()),
         ],
     );
     let out = child.wait_with_output().expect("exit");
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success());
-    assert!(logs.contains("PGSTEWARD_CONNECT_TIMEOUT_SECS is 'soon'"), "{logs}");
+    assert!(
+        logs.contains("PGSTEWARD_CONNECT_TIMEOUT_SECS is 'soon'"),
+        "{logs}"
+    );
     assert!(!logs.contains("hunter2"), "{logs}");
-    assert!(api.first_poll().is_none(), "it polled for work with a broken config");
+    assert!(
+        api.first_poll().is_none(),
+        "it polled for work with a broken config"
+    );
 }

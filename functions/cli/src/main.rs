@@ -57,7 +57,7 @@ fn env_with(cli: &Cli) -> HashMap<String, String> {
 async fn health_check_task(env: &HashMap<String, String>) -> Result<HealthCheck> {
     let mut config = HealthCheckConfig::from_env(env)?;
     config.emit_emf = false; // stdout carries the result
-    let deps = Deps::from_sdk(config.common.event_bus.as_deref()).await;
+    let deps = Deps::from_sdk(&config.common).await;
     Ok(HealthCheck::new(config, deps))
 }
 

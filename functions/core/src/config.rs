@@ -99,6 +99,8 @@ pub struct CommonConfig {
     pub connect: ConnectSettings,
     /// EventBridge bus for run reports; none means reports are only returned.
     pub event_bus: Option<String>,
+    /// Trust the system store for AWS endpoints instead of the embedded Amazon roots.
+    pub aws_native_roots: bool,
 }
 
 pub const URL_VAR: &str = "PGSTEWARD_DATABASE_URL";
@@ -146,6 +148,7 @@ impl CommonConfig {
                 connect_timeout: Duration::from_secs(secs),
             },
             event_bus: v.get("PGSTEWARD_EVENT_BUS"),
+            aws_native_roots: v.flag(crate::aws::sdk::NATIVE_ROOTS_VAR)?,
         })
     }
 }

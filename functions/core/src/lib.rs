@@ -32,10 +32,10 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// SDK-backed ports; reports go to `event_bus` when one is configured.
-    pub async fn from_sdk(event_bus: Option<&str>) -> Self {
-        let sdk = aws::sdk::load_sdk_config().await;
-        let reports: Arc<dyn aws::ReportSink> = match event_bus {
+    /// SDK-backed ports; reports go to the event bus when one is configured.
+    pub async fn from_sdk(config: &config::CommonConfig) -> Self {
+        let sdk = aws::sdk::load_sdk_config(config.aws_native_roots).await;
+        let reports: Arc<dyn aws::ReportSink> = match config.event_bus.as_deref() {
             Some(bus) => Arc::new(aws::sdk::EventBridgeReports::new(&sdk, bus)),
             None => Arc::new(aws::NoReports),
         };

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = HealthCheckConfig::from_env(&ProcessEnv).inspect_err(|e| {
         lambda_runtime::tracing::error!(error_type = e.error_type(), "{e}");
     })?;
-    let deps = Deps::from_sdk(config.common.event_bus.as_deref()).await;
+    let deps = Deps::from_sdk(&config.common).await;
     let task = HealthCheck::new(config, deps);
     let task = &task;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

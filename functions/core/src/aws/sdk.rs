@@ -8,10 +8,36 @@ use super::{classify_sdk_error, AuthTokenSource, ReportSink, SecretSource};
 use crate::error::{Error, Result};
 use crate::report::Report;
 
+/// The roots every AWS service endpoint chains to (Amazon Trust Services). Trusting only
+/// these spares each cold start reading and parsing the whole system store (~4 ms here).
+const AWS_ENDPOINT_ROOTS: &[u8] = include_bytes!("../../certs/aws-endpoint-roots.pem");
+
+/// Set to `true` to trust the system store instead (a TLS-inspecting proxy, say).
+pub const NATIVE_ROOTS_VAR: &str = "PGSTEWARD_AWS_NATIVE_ROOTS";
+
 /// The SDK's shared configuration: region, credentials and `AWS_ENDPOINT_URL` from the
 /// standard environment. Loading does no network I/O: credentials resolve on first use.
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+pub async fn load_sdk_config(native_roots: bool) -> SdkConfig {
+    use aws_smithy_http_client::tls::{
+        rustls_provider::CryptoMode, Provider, TlsContext, TrustStore,
+    };
+    let store = if native_roots {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AWS_ENDPOINT_ROOTS)
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .expect("the embedded roots parse");
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(client)
+        .load()
+        .await
 }
 
 pub struct SdkSecrets {

@@ -85,9 +85,14 @@ pub struct Session {
     pub seconds: f64,
 }
 
+/// The monitoring statement (also what the benchmark gives psql).
+pub fn monitoring_sql() -> String {
+    SQL.replace("MIN_DEAD", &MIN_DEAD_TUPLES.to_string())
+}
+
 /// Runs the monitoring statement: one round trip.
 pub async fn observe(client: &Client) -> Result<Observation> {
-    let sql = SQL.replace("MIN_DEAD", &MIN_DEAD_TUPLES.to_string());
+    let sql = monitoring_sql();
     let messages = client
         .simple_query(&sql)
         .await
