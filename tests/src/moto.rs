@@ -33,6 +33,9 @@ impl Moto {
     }
 
     fn start() -> Moto {
+        let _one_at_a_time = crate::process::STARTING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let py = python();
         let ok = Command::new(&py)
             .args(["-c", "import moto.server, flask"])

@@ -27,6 +27,9 @@ impl Postgres {
     }
 
     fn start() -> Postgres {
+        let _one_at_a_time = crate::process::STARTING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let bin = pg_bin_dir();
         require("openssl", "apt-get install -y openssl");
         let dir = std::env::temp_dir().join(crate::unique("pgsteward-pg"));

@@ -4,6 +4,10 @@
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
+/// Held while a server picks a port and starts listening, so two servers starting at once
+/// cannot pick the same free port.
+pub static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind loopback")
