@@ -101,16 +101,7 @@ pub async fn idle_in_transaction(
     password: &str,
     db: &str,
 ) -> (tokio_postgres::Client, i32) {
-    let conn = format!(
-        "host=127.0.0.1 port={} user={user} password={password} dbname={db}",
-        pg.port
-    );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let client = pg.connect_as(user, password, db).await;
     client
         .batch_execute("BEGIN; SELECT 1")
         .await

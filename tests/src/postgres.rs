@@ -111,15 +111,21 @@ impl Postgres {
         self.url("postgres", &self.superuser_password, db)
     }
 
-    /// A connected superuser client (plaintext on loopback: test setup only).
+    /// A connected superuser client.
     pub async fn admin(&self, db: &str) -> tokio_postgres::Client {
+        self.connect_as("postgres", &self.superuser_password, db)
+            .await
+    }
+
+    /// A client for `user` (plaintext on loopback: test setup only, not the code under test).
+    pub async fn connect_as(&self, user: &str, password: &str, db: &str) -> tokio_postgres::Client {
         let conn = format!(
-            "host=127.0.0.1 port={} user=postgres password={} dbname={db}",
-            self.port, self.superuser_password
+            "host=127.0.0.1 port={} user={user} password={password} dbname={db}",
+            self.port
         );
         let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
             .await
-            .expect("admin connect");
+            .expect("connect");
         tokio::spawn(async move {
             let _ = connection.await;
         });
