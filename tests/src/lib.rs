@@ -3,7 +3,9 @@
 //! on failure: a watchdog stops them when the test process is gone). Plus a small Lambda
 //! Runtime API to run the real function binaries.
 
+pub mod faulty_aws;
 pub mod fixtures;
+pub mod http;
 pub mod moto;
 pub mod postgres;
 pub mod process;

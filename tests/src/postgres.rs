@@ -10,6 +10,7 @@ use crate::process::{as_pg_user, free_port, is_root, on_exit, require, run};
 
 pub struct Postgres {
     pub port: u16,
+    bin: PathBuf,
     pub dir: PathBuf,
     /// The CA that signed the server certificate.
     pub ca: PathBuf,
@@ -90,6 +91,7 @@ impl Postgres {
         on_exit(&stop);
         Postgres {
             port,
+            bin,
             ca: dir.join("ca.crt"),
             wrong_ca: dir.join("wrong-ca.crt"),
             dir,
@@ -132,6 +134,61 @@ impl Postgres {
         client
     }
 
+    /// A streaming standby of this cluster on its own port (pg_basebackup -R), stopped
+    /// when the test binary exits. Same TLS certificate and passwords as the primary.
+    pub fn start_standby(&self) -> Standby {
+        let _one_at_a_time = crate::process::STARTING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        require("pg_basebackup", "apt-get install -y postgresql-client");
+        let dir = std::env::temp_dir().join(crate::unique("pgsteward-standby"));
+        std::fs::create_dir_all(&dir).expect("standby dir");
+        if is_root() {
+            run(
+                Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+                "chown standby dir",
+            );
+        }
+        let data = dir.join("data");
+        let port = free_port();
+        let mut backup = as_pg_user("pg_basebackup");
+        backup
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .env("PGPASSWORD", &self.superuser_password);
+        run(&mut backup, "pg_basebackup");
+        append(&data.join("postgresql.conf"), &format!("port = {port}\n"));
+        let pg_ctl = self.bin.join("pg_ctl").to_string_lossy().to_string();
+        run(
+            as_pg_user(&pg_ctl)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .args(["-w", "-t", "60", "start"]),
+            "start standby",
+        );
+        on_exit(&format!(
+            "{} -D '{}' stop -m immediate; rm -rf '{}'",
+            shell_as_pg(&pg_ctl),
+            data.display(),
+            dir.display()
+        ));
+        Standby { port }
+    }
+
     /// A fresh database for one test.
     pub async fn create_database(&self, prefix: &str) -> String {
         let name = crate::unique(prefix);
@@ -142,6 +199,10 @@ impl Postgres {
             .expect("create db");
         name
     }
+}
+
+pub struct Standby {
+    pub port: u16,
 }
 
 fn append(path: &Path, text: &str) {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -103,36 +103,8 @@ impl RuntimeApi {
 
     async fn serve(self, stream: TcpStream) {
         let mut reader = BufReader::new(stream);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let mut parts = line.split_whitespace();
-            let (method, path) = (
-                parts.next().unwrap_or("").to_string(),
-                parts.next().unwrap_or("").to_string(),
-            );
-            let mut length = 0usize;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                if h == "\r\n" || h == "\n" {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    if k.eq_ignore_ascii_case("content-length") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            let reply = self.route(&method, &path, &body).await;
+        while let Some(req) = crate::http::read_request(&mut reader).await {
+            let reply = self.route(&req.method, &req.path, &req.body).await;
             if reader.get_mut().write_all(reply.as_bytes()).await.is_err() {
                 return;
             }

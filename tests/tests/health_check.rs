@@ -344,3 +344,124 @@ async fn malformed_events_are_refused_before_any_database_or_aws_call() {
         "a malformed event reached the database or AWS"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_lag_is_measured_on_the_primary_and_on_a_standby() {
+    let _turn = SESSIONS.lock().await;
+    let pg = Postgres::shared();
+    let standby = pg.start_standby();
+    let db = pg.create_database("hc_lag").await;
+    // Pause replay on the standby, then write on the primary: the standby receives WAL it
+    // does not replay, so both sides see lag.
+    let replica_admin = |port: u16| {
+        format!(
+            "host=127.0.0.1 port={port} user=postgres password={} dbname=postgres",
+            pg.superuser_password
+        )
+    };
+    let (replica, conn) =
+        tokio_postgres::connect(&replica_admin(standby.port), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    replica
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    pg.admin(&db)
+        .await
+        .batch_execute("CREATE TABLE wal AS SELECT g, repeat('w', 100) AS pad FROM generate_series(1, 20000) g")
+        .await
+        .unwrap();
+    let primary = pg.admin("postgres").await;
+    for _ in 0..100 {
+        let lag: Option<f64> = primary
+            .query_one("SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::float8 FROM pg_stat_replication", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if lag.unwrap_or(0.0) > 1_000_000.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lag_limits = r#"{"replicationLagBytes": {"warning": 1000, "critical": 100000}}"#;
+    let check = |url: String| async move {
+        let config = HealthCheckConfig::from_env(&env(&[
+            ("PGSTEWARD_DATABASE_URL", &url),
+            ("PGSTEWARD_THRESHOLDS", lag_limits),
+        ]))
+        .unwrap();
+        HealthCheck::new(config, moto_deps(None).await)
+            .handle(json!({}))
+            .await
+            .unwrap()
+    };
+    let on_primary = check(pg.admin_url(&db)).await;
+    let lag = metric(&on_primary, "replicationLagBytes");
+    assert_eq!(lag["level"], "critical", "{lag}");
+    assert_eq!(lag["about"], "1 replicas");
+    let standby_url = format!(
+        "postgresql://postgres:{}@localhost:{}/postgres?sslrootcert={}",
+        pg.superuser_password,
+        standby.port,
+        pg.ca.display()
+    );
+    let on_standby = check(standby_url).await;
+    assert_eq!(on_standby["details"]["inRecovery"], true);
+    let lag = metric(&on_standby, "replicationLagBytes");
+    assert_eq!(lag["level"], "critical", "{lag}");
+    assert_eq!(lag["about"], "this server is a standby");
+    replica
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_throttling_is_retried_then_typed_retryable_and_a_failed_publish_is_a_warning() {
+    use pgsteward_core::aws::sdk::{EventBridgeReports, SdkSecrets};
+    use pgsteward_tests::faulty_aws::FaultyAws;
+    let pg = Postgres::shared();
+    let faulty = FaultyAws::throttling().await;
+    let sdk = faulty.sdk_config().await;
+
+    // The secret cannot be read: the run fails as Retryable, after the SDK's retries.
+    let config = HealthCheckConfig::from_env(&env(&[
+        (
+            "PGSTEWARD_DB_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:pgsteward/x-AbCdEf",
+        ),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_CA_BUNDLE", &pg.ca.to_string_lossy()),
+    ]))
+    .unwrap();
+    let mut deps = moto_deps(None).await;
+    deps.secrets = Arc::new(SdkSecrets::new(&sdk));
+    let err = HealthCheck::new(config, deps)
+        .handle(json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Retryable", "{err}");
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    assert_eq!(faulty.requests(), 3, "the SDK should try 3 times");
+
+    // The check itself works; only publication fails: a warning, not a failed run.
+    let db = pg.create_database("hc_throttled").await;
+    let config =
+        HealthCheckConfig::from_env(&env(&[("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db))]))
+            .unwrap();
+    let mut deps = moto_deps(None).await;
+    deps.reports = Arc::new(EventBridgeReports::new(&sdk, "default"));
+    let report = HealthCheck::new(config, deps)
+        .handle(json!({}))
+        .await
+        .unwrap();
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("not published")),
+        "{warnings:?}"
+    );
+}
