@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgsteward_core::aws::sdk::{EventBridgeReports, SdkAuthTokens, SdkSecrets};
+use pgsteward_core::aws::sdk::{EventBridgeReports, SdkAuthTokens, SdkRds, SdkSecrets};
 use pgsteward_core::aws::{NoReports, ReportSink};
 use pgsteward_core::clock::SystemClock;
 use pgsteward_core::Deps;
@@ -31,6 +31,7 @@ pub async fn moto_deps(bus: Option<&str>) -> Deps {
         secrets: Arc::new(SdkSecrets::new(&sdk)),
         tokens: Arc::new(SdkAuthTokens::new(&sdk)),
         reports,
+        rds: Arc::new(SdkRds::new(&sdk)),
         clock: Arc::new(SystemClock),
     }
 }
@@ -126,4 +127,80 @@ pub async fn alive(pg: &Postgres, pid: i32) -> bool {
         .expect("activity")
         .get::<_, i64>(0)
         == 1
+}
+
+/// A clock that moves `step` forward on every reading: deadlines arrive on schedule.
+pub struct SteppingClock {
+    start: chrono::DateTime<chrono::Utc>,
+    step: chrono::Duration,
+    readings: std::sync::atomic::AtomicI32,
+}
+
+impl SteppingClock {
+    pub fn new(start: chrono::DateTime<chrono::Utc>, step: chrono::Duration) -> Self {
+        SteppingClock {
+            start,
+            step,
+            readings: std::sync::atomic::AtomicI32::new(0),
+        }
+    }
+}
+
+impl pgsteward_core::clock::Clock for SteppingClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let n = self
+            .readings
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.start + self.step * n
+    }
+}
+
+/// A listener that only counts who knocks: stands in for a database or AWS that must not
+/// be called.
+pub fn knock_counter() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (port, count)
+}
+
+/// `tables` tables in `db` with `dead_percent` of their rows deleted, autovacuum off, and
+/// statistics visible. Names are used as given (quote them).
+pub async fn bloat(pg: &Postgres, db: &str, tables: &[&str], rows: i64, dead_percent: i64) {
+    let c = pg.admin(db).await;
+    for t in tables {
+        c.batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, note text) WITH (autovacuum_enabled = false);
+             INSERT INTO {t} SELECT g, repeat('x', 50) FROM generate_series(1, {rows}) g;
+             DELETE FROM {t} WHERE id % 100 < {dead_percent};"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("bloat {t}: {e}"));
+    }
+    let want = rows * dead_percent / 100 * tables.len() as i64;
+    for _ in 0..100 {
+        c.batch_execute("SELECT pg_stat_force_next_flush()")
+            .await
+            .ok();
+        let dead: i64 = c
+            .query_one(
+                "SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if dead >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("dead tuples never showed in pg_stat_user_tables");
 }

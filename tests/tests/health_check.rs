@@ -1,13 +1,13 @@
 //! health-check in-process against a real PostgreSQL and the SDK adapters on moto.
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgsteward_core::health_check::{Action, HealthCheck, HealthCheckConfig, Request};
 use pgsteward_tests::fixtures::{
-    alive, bloated_table, env, idle_in_transaction, login_role, moto_deps, rds_secret,
+    alive, bloated_table, env, idle_in_transaction, knock_counter, login_role, moto_deps,
+    rds_secret,
 };
 use pgsteward_tests::postgres::Postgres;
 use serde_json::{json, Value};
@@ -273,21 +273,6 @@ async fn a_wrong_ca_is_refused_and_no_ca_never_means_plaintext() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no CA bundle"), "{err}");
-}
-
-/// A listener that only counts who knocks: stands in for both the database and AWS.
-fn knock_counter() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for s in listener.incoming() {
-            c.fetch_add(1, Ordering::SeqCst);
-            drop(s);
-        }
-    });
-    (port, count)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub const FUNCTIONS: &[&str] = &["health-check"];
+pub const FUNCTIONS: &[&str] = &["health-check", "vacuum-sweep"];
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,15 @@ pub enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SweepMode {
+    Standard,
+    Analyze,
+    Freeze,
+    Full,
+    Reindex,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Measure the runbook's monitoring metrics (cache hit ratio, dead tuples, connections,
@@ -62,11 +71,38 @@ pub enum Command {
         #[arg(long, requires = "terminate_idle")]
         dry_run: bool,
     },
+    /// Plan and run targeted maintenance that never blocks production: VACUUM (ANALYZE) of
+    /// tables over the dead-tuple threshold, FREEZE of tables near transaction-id wraparound,
+    /// ANALYZE of stale statistics, VACUUM FULL (maintenance window only), REINDEX CONCURRENTLY
+    /// of bloated indexes. Tables it cannot lock at once are skipped, not waited on
+    #[command(
+        name = "vacuum-sweep",
+        after_help = "Examples:\n  pgsteward vacuum-sweep --dry-run                 # the plan and the reason for each table\n  \
+pgsteward vacuum-sweep --jobs 4\n  pgsteward vacuum-sweep --mode freeze --table public.events\n  \
+PGSTEWARD_MAINTENANCE_WINDOW=sun:03:00-sun:05:00 PGSTEWARD_FREE_STORAGE_BYTES=50000000000 pgsteward vacuum-sweep --mode full"
+    )]
+    VacuumSweep {
+        /// standard: VACUUM (ANALYZE) / FREEZE / ANALYZE as each table needs; analyze; freeze;
+        /// full (VACUUM FULL, window and storage checked); reindex (REINDEX INDEX CONCURRENTLY)
+        #[arg(long, value_enum, default_value = "standard")]
+        mode: SweepMode,
+        /// Connections working in parallel, like vacuumdb --jobs
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Only these relations (schema.name), if the plan selects them; repeatable
+        #[arg(long = "table", value_name = "SCHEMA.NAME")]
+        tables: Vec<String>,
+        /// Show the plan and the reason for every table; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a Lambda handler in-process on an event file and print its JSON result; on failure
     /// print {errorType, errorMessage} and exit non-zero. Configuration comes from the same
     /// environment variables the Lambda reads
     Invoke {
-        /// The function: health-check
+        /// The function: health-check or vacuum-sweep
         function: String,
         /// A JSON event, e.g. one from events/<function>/
         #[arg(long)]

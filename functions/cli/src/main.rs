@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use pgsteward_core::health_check::{self, HealthCheck, HealthCheckConfig};
+use pgsteward_core::vacuum_sweep::{self, VacuumConfig, VacuumSweep};
 use pgsteward_core::{Deps, Error, Result};
 use serde_json::Value;
 
-use args::{Cli, Command, Format};
+use args::{Cli, Command, Format, SweepMode};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -61,6 +62,35 @@ async fn health_check_task(env: &HashMap<String, String>) -> Result<HealthCheck>
     Ok(HealthCheck::new(config, deps))
 }
 
+async fn vacuum_task(env: &HashMap<String, String>) -> Result<VacuumSweep> {
+    let config = VacuumConfig::from_env(env)?;
+    let deps = Deps::from_sdk(&config.common).await;
+    Ok(VacuumSweep::new(config, deps))
+}
+
+/// One line per finished relation on a terminal's stderr.
+fn progress_line() -> Option<vacuum_sweep::execute::Progress> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    Some(std::sync::Arc::new(|item, outcome, done, total| {
+        let what = match outcome {
+            vacuum_sweep::execute::Outcome::Done { figures } => {
+                format!("{} ms", figures.duration_ms)
+            }
+            vacuum_sweep::execute::Outcome::Skipped { reason }
+            | vacuum_sweep::execute::Outcome::Deferred { reason } => {
+                format!("skipped: {reason}")
+            }
+        };
+        eprintln!(
+            "[{done}/{total}] {} {} ({what})",
+            item.action.as_str(),
+            item.qualified()
+        );
+    }))
+}
+
 async fn run(cli: Cli) -> Result<String> {
     let env = env_with(&cli);
 
@@ -91,6 +121,38 @@ async fn run(cli: Cli) -> Result<String> {
                 }
             })
         }
+        Command::VacuumSweep {
+            mode,
+            jobs,
+            tables,
+            dry_run,
+            format,
+        } => {
+            let task = vacuum_task(&env).await?;
+            let mode = match mode {
+                SweepMode::Standard => vacuum_sweep::plan::Mode::Standard,
+                SweepMode::Analyze => vacuum_sweep::plan::Mode::Analyze,
+                SweepMode::Freeze => vacuum_sweep::plan::Mode::Freeze,
+                SweepMode::Full => vacuum_sweep::plan::Mode::Full,
+                SweepMode::Reindex => vacuum_sweep::plan::Mode::Reindex,
+            };
+            let mut request = serde_json::json!({"mode": mode, "dryRun": dry_run});
+            if let Some(j) = jobs {
+                request["jobs"] = j.into();
+            }
+            if !tables.is_empty() {
+                request["tables"] = tables.into();
+            }
+            let request = vacuum_sweep::parse_event(request, &task.config)?;
+            let report = task.run(&request, None, progress_line()).await?;
+            Ok(match format {
+                Format::Json => format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&report).expect("report json")
+                ),
+                Format::Table => vacuum_sweep::render::table(&report),
+            })
+        }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).map_err(|e| {
                 Error::invalid(format!("cannot read event file {}: {e}", event.display()))
@@ -100,6 +162,7 @@ async fn run(cli: Cli) -> Result<String> {
             })?;
             let result = match function.as_str() {
                 health_check::TASK => health_check_task(&env).await?.handle(payload).await?,
+                vacuum_sweep::TASK => vacuum_task(&env).await?.handle(payload, None).await?,
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown function '{other}'; known: {}",

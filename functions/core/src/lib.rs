@@ -7,7 +7,7 @@
 //! - `pg`: connections (URL / secret / IAM, verified TLS) and identifier quoting
 //! - `aws`: narrow ports over AWS and their SDK adapters
 //! - `report`: the run report
-//! - one module per task: `health_check`
+//! - one module per task: `health_check`, `vacuum_sweep`
 
 pub mod aws;
 pub mod clock;
@@ -17,6 +17,7 @@ pub mod error;
 pub mod health_check;
 pub mod pg;
 pub mod report;
+pub mod vacuum_sweep;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub struct Deps {
     pub secrets: Arc<dyn aws::SecretSource>,
     pub tokens: Arc<dyn aws::AuthTokenSource>,
     pub reports: Arc<dyn aws::ReportSink>,
+    pub rds: Arc<dyn aws::InstanceInfo>,
     pub clock: Arc<dyn clock::Clock>,
 }
 
@@ -43,6 +45,7 @@ impl Deps {
             secrets: Arc::new(aws::sdk::SdkSecrets::new(&sdk)),
             tokens: Arc::new(aws::sdk::SdkAuthTokens::new(&sdk)),
             reports,
+            rds: Arc::new(aws::sdk::SdkRds::new(&sdk)),
             clock: Arc::new(clock::SystemClock),
         }
     }

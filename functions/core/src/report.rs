@@ -17,7 +17,9 @@ pub struct Report {
     pub done: Vec<Done>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the next invocation resumes; always present (null when the work is done) so a
+    /// state machine can route on it.
+    #[serde(default)]
     pub continuation: Option<Value>,
     /// The task's own findings (metrics, plans, figures).
     #[serde(default)]

@@ -24,6 +24,13 @@ pub trait AuthTokenSource: Send + Sync {
     async fn auth_token(&self, host: &str, port: u16, user: &str) -> Result<String>;
 }
 
+/// What a task needs to know about an RDS instance.
+#[async_trait]
+pub trait InstanceInfo: Send + Sync {
+    /// Allocated storage in bytes, or None when there is no such instance.
+    async fn allocated_storage_bytes(&self, db_instance: &str) -> Result<Option<u64>>;
+}
+
 /// Publishes a run report so SNS, chat or ticketing can subscribe.
 #[async_trait]
 pub trait ReportSink: Send + Sync {

@@ -103,6 +103,50 @@ impl AuthTokenSource for SdkAuthTokens {
     }
 }
 
+pub struct SdkRds {
+    client: aws_sdk_rds::Client,
+}
+
+impl SdkRds {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_rds::Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl super::InstanceInfo for SdkRds {
+    async fn allocated_storage_bytes(&self, db_instance: &str) -> Result<Option<u64>> {
+        let what = format!("describe rds instance {db_instance}");
+        let out = match self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(db_instance)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return match classify_sdk_error(e, &what) {
+                    Error::NotFound(_) => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        Ok(out
+            .db_instances
+            .unwrap_or_default()
+            .first()
+            .and_then(|i| i.allocated_storage)
+            .and_then(|gib| u64::try_from(gib).ok())
+            .map(|gib| gib * 1024 * 1024 * 1024))
+    }
+}
+
+/// EventBridge refuses events over 256 KB; a larger report goes out without its details.
+const MAX_DETAIL_BYTES: usize = 240_000;
+
 /// Publishes reports to an EventBridge bus with `source: pgsteward`.
 pub struct EventBridgeReports {
     client: aws_sdk_eventbridge::Client,
@@ -124,8 +168,18 @@ impl EventBridgeReports {
 #[async_trait]
 impl ReportSink for EventBridgeReports {
     async fn publish(&self, report: &Report) -> Result<()> {
-        let detail = serde_json::to_string(report)
+        let mut detail = serde_json::to_string(report)
             .map_err(|e| Error::internal(format!("report json: {e}")))?;
+        if detail.len() > MAX_DETAIL_BYTES {
+            let mut slim = report.clone();
+            slim.details = serde_json::json!({
+                "omitted": format!("the full report ({} bytes) is over EventBridge's limit; it is the function's result", detail.len())
+            });
+            slim.done.truncate(200);
+            slim.skipped.truncate(200);
+            detail = serde_json::to_string(&slim)
+                .map_err(|e| Error::internal(format!("report json: {e}")))?;
+        }
         let entry = PutEventsRequestEntry::builder()
             .source(REPORT_SOURCE)
             .detail_type(REPORT_DETAIL_TYPE)

@@ -2,9 +2,9 @@
 //! protocol (no prepare) and a single JSON row parsed into a typed observation.
 
 use serde::Deserialize;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Tables with fewer dead tuples than this don't compete for "worst table": a ratio over a
 /// handful of rows is noise (the same floor the vacuum sweep uses).
@@ -92,18 +92,5 @@ pub fn monitoring_sql() -> String {
 
 /// Runs the monitoring statement: one round trip.
 pub async fn observe(client: &Client) -> Result<Observation> {
-    let sql = monitoring_sql();
-    let messages = client
-        .simple_query(&sql)
-        .await
-        .map_err(|e| Error::Retryable(format!("monitoring query failed: {e}; try again")))?;
-    let text = messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .ok_or_else(|| Error::internal("monitoring query returned no row"))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::internal(format!("monitoring query answer unreadable: {e}")))
+    crate::pg::query_json(client, &monitoring_sql(), "monitoring").await
 }

@@ -242,27 +242,36 @@ fn finish(
     })
 }
 
+/// Server notices (warnings such as VACUUM's "skipping … lock not available").
+pub type Notices = tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::error::DbError>;
+
 /// Opens the session and spawns its connection task.
 pub async fn connect_target(target: &Target) -> Result<Client> {
+    Ok(connect_target_with_notices(target).await?.0)
+}
+
+/// Opens the session; its notices arrive on the receiver.
+pub async fn connect_target_with_notices(target: &Target) -> Result<(Client, Notices)> {
     let where_ = describe(&target.config);
     let pw = target.password.as_deref();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let result = match &target.tls {
         Tls::Disabled => {
             warn!(target = %where_, "connecting without TLS (sslmode=disable)");
             let mut cfg = target.config.clone();
             cfg.ssl_mode(SslMode::Disable);
-            cfg.connect(NoTls).await.map(|(c, conn)| spawn(c, conn))
+            cfg.connect(NoTls).await.map(|(c, conn)| spawn(c, conn, tx))
         }
         Tls::Verify(ca) => {
             let tls = make_tls(ca)?;
             let mut cfg = target.config.clone();
             cfg.ssl_mode(SslMode::Require);
-            cfg.connect(tls).await.map(|(c, conn)| spawn(c, conn))
+            cfg.connect(tls).await.map(|(c, conn)| spawn(c, conn, tx))
         }
     };
     let client = result.map_err(|e| classify(e, &where_, pw))?;
     info!(target = %where_, "connected");
-    Ok(client)
+    Ok((client, rx))
 }
 
 /// Resolves and connects in one step.
@@ -274,14 +283,28 @@ pub async fn connect(
     connect_target(&resolve(settings, secrets, tokens).await?).await
 }
 
-fn spawn<S, T>(client: Client, conn: tokio_postgres::Connection<S, T>) -> Client
+fn spawn<S, T>(
+    client: Client,
+    mut conn: tokio_postgres::Connection<S, T>,
+    notices: tokio::sync::mpsc::UnboundedSender<tokio_postgres::error::DbError>,
+) -> Client
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            warn!(error = %e, "database connection closed with an error");
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notice(n))) => {
+                    let _ = notices.send(n);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    warn!(error = %e, "database connection closed with an error");
+                    break;
+                }
+                None => break,
+            }
         }
     });
     client

@@ -1,0 +1,222 @@
+//! Runs a plan on `jobs` connections in parallel (like `vacuumdb --jobs`), never waiting on
+//! a lock: SKIP_LOCKED and `lock_timeout` on every statement, `statement_timeout` bounded by
+//! the time left, and no new work started past the stop time.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::plan::{Action, Planned};
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::pg::{quote_qualified, Notices, Target};
+
+/// What happened to one planned item.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum Outcome {
+    Done {
+        figures: Figures,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// Not started before the stop time: goes into the continuation.
+    Deferred {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    pub dead_tuples_before: i64,
+    pub dead_tuples_after: i64,
+    pub bytes_before: i64,
+    pub bytes_after: i64,
+    pub duration_ms: u64,
+}
+
+/// Progress for a terminal: the item just finished, how many are finished, of how many.
+pub type Progress = Arc<dyn Fn(&Planned, &Outcome, usize, usize) + Send + Sync>;
+
+pub struct Limits {
+    pub jobs: usize,
+    pub lock_timeout: Duration,
+    /// No item starts after this; statements are cancelled at it.
+    pub stop_at: Option<DateTime<Utc>>,
+}
+
+/// The statement for an item. Names come from the catalog and are quoted.
+pub fn statement(item: &Planned) -> String {
+    let q = quote_qualified(&item.schema, &item.name);
+    match item.action {
+        Action::Vacuum => format!("VACUUM (SKIP_LOCKED, ANALYZE) {q}"),
+        Action::VacuumFreeze => format!("VACUUM (SKIP_LOCKED, FREEZE, ANALYZE) {q}"),
+        Action::Analyze => format!("ANALYZE (SKIP_LOCKED) {q}"),
+        Action::VacuumFull => format!("VACUUM (SKIP_LOCKED, FULL, ANALYZE) {q}"),
+        Action::Reindex => format!("REINDEX INDEX CONCURRENTLY {q}"),
+    }
+}
+
+/// Runs every item; returns the outcomes in plan order.
+pub async fn run(
+    target: &Target,
+    items: Vec<Planned>,
+    limits: &Limits,
+    clock: Arc<dyn Clock>,
+    progress: Option<Progress>,
+) -> Result<Vec<(Planned, Outcome)>> {
+    let total = items.len();
+    let queue = Arc::new(Mutex::new(
+        items.into_iter().enumerate().collect::<VecDeque<_>>(),
+    ));
+    let results = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let workers = limits.jobs.clamp(1, total.max(1));
+    let mut sessions = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (client, notices) = crate::pg::connect_target_with_notices(target).await?;
+        let ms = limits.lock_timeout.as_millis();
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = {ms}; SET application_name = 'pgsteward vacuum-sweep'"
+            ))
+            .await
+            .map_err(|e| crate::Error::Retryable(format!("session setup failed: {e}")))?;
+        sessions.push((client, notices));
+    }
+    let mut handles = vec![];
+    for (client, notices) in sessions {
+        let (queue, results, clock, progress) = (
+            queue.clone(),
+            results.clone(),
+            clock.clone(),
+            progress.clone(),
+        );
+        let stop_at = limits.stop_at;
+        handles.push(tokio::spawn(async move {
+            let mut worker = Worker { client, notices };
+            loop {
+                let Some((index, item)) = queue.lock().expect("queue").pop_front() else {
+                    break;
+                };
+                let outcome = match stop_at.map(|s| s - clock.now()) {
+                    Some(left) if left <= chrono::Duration::zero() => Outcome::Deferred {
+                        reason: "not started: the stop time (deadline or window end) was reached"
+                            .into(),
+                    },
+                    left => worker.work(&item, left.and_then(|l| l.to_std().ok())).await,
+                };
+                let mut r = results.lock().expect("results");
+                r.push((index, item, outcome));
+                if let Some(p) = &progress {
+                    let (_, item, outcome) = r.last().expect("just pushed");
+                    p(item, outcome, r.len(), total);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await
+            .map_err(|e| crate::Error::internal(format!("a sweep worker failed: {e}")))?;
+    }
+    let mut results = std::mem::take(&mut *results.lock().expect("results"));
+    results.sort_by_key(|(i, _, _)| *i);
+    Ok(results
+        .into_iter()
+        .map(|(_, item, outcome)| (item, outcome))
+        .collect())
+}
+
+struct Worker {
+    client: Client,
+    notices: Notices,
+}
+
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+const QUERY_CANCELED: &str = "57014";
+const UNDEFINED_TABLE: &str = "42P01";
+
+impl Worker {
+    /// Dead tuples and size of a relation by its quoted name, passed as a parameter (by
+    /// name, not oid: REINDEX CONCURRENTLY gives the index a new oid). The size is the
+    /// catalog's (`relpages`, which VACUUM and REINDEX refresh): reading the file would take
+    /// a lock and wait behind the very sessions the sweep steps around.
+    async fn figures(&self, item: &Planned) -> (i64, i64) {
+        let name = quote_qualified(&item.schema, &item.name);
+        let row = self
+            .client
+            .query_opt(
+                "SELECT coalesce(s.n_dead_tup, 0), coalesce(c.relpages::int8 * current_setting('block_size')::int8, 0)
+                 FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid
+                 LEFT JOIN pg_stat_all_tables s ON s.relid = r.oid",
+                &[&name],
+            )
+            .await;
+        match row {
+            Ok(Some(r)) => (r.get(0), r.get(1)),
+            _ => (0, 0),
+        }
+    }
+
+    async fn work(&mut self, item: &Planned, time_left: Option<Duration>) -> Outcome {
+        // Bounded by the time left, so a long VACUUM cannot overrun the deadline.
+        let timeout_ms = time_left.map_or(0, |t| t.as_millis().max(1000));
+        if let Err(e) = self
+            .client
+            .batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
+            .await
+        {
+            return Outcome::Skipped {
+                reason: format!("session lost: {e}"),
+            };
+        }
+        let (dead_before, bytes_before) = self.figures(item).await;
+        while self.notices.try_recv().is_ok() {}
+        let started = Instant::now();
+        let result = self.client.batch_execute(&statement(item)).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let mut lock_skipped = None;
+        while let Ok(n) = self.notices.try_recv() {
+            if n.code().code() == LOCK_NOT_AVAILABLE {
+                lock_skipped = Some(n.message().to_string());
+            }
+        }
+        if let Err(e) = result {
+            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+            let reason = match code.as_str() {
+                LOCK_NOT_AVAILABLE => format!(
+                    "lock not available within lock_timeout; another session holds it ({e})"
+                ),
+                QUERY_CANCELED => {
+                    return Outcome::Deferred {
+                        reason: "cancelled at the stop time (statement_timeout); resumed next run"
+                            .into(),
+                    }
+                }
+                UNDEFINED_TABLE => "no longer exists".into(),
+                _ => format!("failed: {e}"),
+            };
+            return Outcome::Skipped { reason };
+        }
+        if let Some(msg) = lock_skipped {
+            return Outcome::Skipped {
+                reason: format!("lock not available, skipped without waiting ({msg})"),
+            };
+        }
+        let (dead_after, bytes_after) = self.figures(item).await;
+        Outcome::Done {
+            figures: Figures {
+                dead_tuples_before: dead_before,
+                dead_tuples_after: dead_after,
+                bytes_before,
+                bytes_after,
+                duration_ms,
+            },
+        }
+    }
+}
