@@ -11,10 +11,14 @@ use pgsteward_tests::{repo_root, workspace_binary};
 use serde_json::Value;
 
 fn spawn_function(api: &RuntimeApi, extra: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(workspace_binary("health-check"));
+    spawn_named("health-check", api, extra)
+}
+
+fn spawn_named(name: &str, api: &RuntimeApi, extra: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(workspace_binary(name));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(lambda_env(api, "health-check"))
+        .envs(lambda_env(api, name))
         .envs(Moto::shared().env())
         .envs(extra.iter().map(|(k, v)| (*k, v.clone())))
         .stdin(Stdio::null())
@@ -175,4 +179,56 @@ async fn malformed_config_stops_at_start_naming_the_variable() {
         api.first_poll().is_none(),
         "it polled for work with a broken config"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vacuum_sweep_runs_its_sample_events() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("lambda_vs").await;
+    pg.admin(&db)
+        .await
+        .batch_execute("CREATE SCHEMA billing")
+        .await
+        .unwrap();
+    pgsteward_tests::fixtures::bloat(pg, &db, &["orders", "billing.invoices"], 5_000, 50).await;
+    let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let api = RuntimeApi::start().await;
+    let child = spawn_named(
+        "vacuum-sweep",
+        &api,
+        &[
+            ("PGSTEWARD_DB_SECRET_ARN", arn),
+            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
+            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
+        ],
+    );
+    let read = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("events/vacuum-sweep").join(name)).unwrap(),
+        )
+        .unwrap()
+    };
+    api.push("dry", read("console-dry-run-narrowed.json"));
+    api.push("nightly", read("nightly-schedule.json"));
+    let outcomes = api.wait_outcomes(2, 60).await;
+    let logs = stop(child);
+    assert_eq!(outcomes.len(), 2, "{logs}");
+    let Outcome::Response(dry) = &outcomes[0].1 else {
+        panic!("{:?}\n{logs}", outcomes[0])
+    };
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["details"]["plan"].as_array().unwrap().len(), 2);
+    assert!(dry["done"].as_array().unwrap().is_empty());
+    let Outcome::Response(report) = &outcomes[1].1 else {
+        panic!("{:?}\n{logs}", outcomes[1])
+    };
+    assert_eq!(report["task"], "vacuum-sweep");
+    let done: Vec<&str> = report["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(done, vec!["billing.invoices", "public.orders"]);
+    assert!(report["continuation"].is_null());
 }

@@ -234,8 +234,10 @@ pub fn plan_tables(
             Some(action) => {
                 let key = if wraparound && action == Action::VacuumFreeze {
                     (0, -age)
-                } else if dead || action == Action::VacuumFull {
-                    (1, -t.dead_tuples.max(t.table_bytes))
+                } else if action == Action::VacuumFull {
+                    (1, -t.table_bytes)
+                } else if dead {
+                    (1, -t.dead_tuples)
                 } else {
                     (2, -t.mods_since_analyze)
                 };
