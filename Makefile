@@ -29,10 +29,13 @@ test-infra:
 package:
 	@scripts/package.sh
 
-## Init time vs a hello-world lambda_runtime binary, binary size, peak RSS (release build).
+## health-check: init time vs a hello-world lambda_runtime binary, size, peak RSS;
+## vacuum-sweep: wall time vs vacuumdb, planning time for 10,000 tables (release builds).
 bench:
 	@scripts/ensure-tools.sh
+	@EXTRA_PACKAGES="hello-lambda pgsteward-cli" scripts/package.sh
 	@bench/run.sh
+	@bench/vacuum.sh
 
 clean:
 	cargo clean

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${ARCH:-x86_64}   # or arm64
-functions=(health-check)
+functions=(health-check vacuum-sweep)
 max_glibc=2.34
 
 scripts/ensure-tools.sh

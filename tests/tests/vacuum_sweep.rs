@@ -481,3 +481,25 @@ async fn naming_a_missing_table_changes_nothing() {
     assert!(err.to_string().contains("public.nope"), "{err}");
     assert_eq!(dead_tuples(&db, "orders").await, 2_500);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_the_role_may_not_vacuum_is_reported_as_skipped_not_done() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("vs_perm").await;
+    bloat(pg, &db, &["orders"], 5_000, 50).await;
+    let role = pgsteward_tests::fixtures::login_role(pg, "monitor", "monitor-pw").await;
+    let url = pg.url(&role, "monitor-pw", &db);
+    let config = VacuumConfig::from_env(&env(&[("PGSTEWARD_DATABASE_URL", &url)])).unwrap();
+    let task = VacuumSweep::new(config, moto_deps(None).await);
+    let report = task
+        .run(&request(&task, json!({})), None, None)
+        .await
+        .unwrap();
+    assert!(report.done.is_empty(), "{:?}", report.done);
+    assert!(
+        report.skipped[0].reason.contains("not permitted"),
+        "{:?}",
+        report.skipped
+    );
+    assert_eq!(dead_tuples(&db, "orders").await, 2_500);
+}

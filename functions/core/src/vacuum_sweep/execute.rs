@@ -140,6 +140,7 @@ struct Worker {
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 const QUERY_CANCELED: &str = "57014";
 const UNDEFINED_TABLE: &str = "42P01";
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 impl Worker {
     /// Dead tuples and size of a relation by its quoted name, passed as a parameter (by
@@ -180,10 +181,20 @@ impl Worker {
         let started = Instant::now();
         let result = self.client.batch_execute(&statement(item)).await;
         let duration_ms = started.elapsed().as_millis() as u64;
-        let mut lock_skipped = None;
+        // VACUUM and ANALYZE skip with a WARNING, not an error: a lock they could not take
+        // at once (SKIP_LOCKED), or a table the role may not vacuum.
+        let mut skipped_by_server = None;
         while let Ok(n) = self.notices.try_recv() {
+            let msg = n.message();
             if n.code().code() == LOCK_NOT_AVAILABLE {
-                lock_skipped = Some(n.message().to_string());
+                skipped_by_server = Some(format!(
+                    "lock not available, skipped without waiting ({msg})"
+                ));
+            } else if msg.starts_with("skipping") {
+                // e.g. "only table or database owner can vacuum it" (a WARNING without its own code).
+                skipped_by_server = Some(format!(
+                    "skipped by the server ({msg}); connect as the table's or the database's owner"
+                ));
             }
         }
         if let Err(e) = result {
@@ -199,14 +210,15 @@ impl Worker {
                     }
                 }
                 UNDEFINED_TABLE => "no longer exists".into(),
+                INSUFFICIENT_PRIVILEGE => {
+                    format!("not permitted ({e}); connect as the owner of the table or index")
+                }
                 _ => format!("failed: {e}"),
             };
             return Outcome::Skipped { reason };
         }
-        if let Some(msg) = lock_skipped {
-            return Outcome::Skipped {
-                reason: format!("lock not available, skipped without waiting ({msg})"),
-            };
+        if let Some(reason) = skipped_by_server {
+            return Outcome::Skipped { reason };
         }
         let (dead_after, bytes_after) = self.figures(item).await;
         Outcome::Done {
