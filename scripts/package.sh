@@ -4,6 +4,7 @@
 # no binary needs a glibc newer than Amazon Linux 2023's 2.34.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"   # cargo-lambda and its zig
 arch=${ARCH:-x86_64}   # or arm64
 functions=(health-check vacuum-sweep)
 max_glibc=2.34
