@@ -55,10 +55,16 @@ export PGPASSWORD=demo-superuser-pw
 psql_demo() { psql -q -X -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$pg_port user=postgres dbname=${1}" "${@:2}"; }
 
 step "sample schema: shop.orders with half its rows dead, a session idle in a transaction"
-psql_demo postgres -c "CREATE DATABASE shop"
-psql_demo shop <<'SQL'
+# pgsteward owns the database: VACUUM needs the table's or the database's owner (PostgreSQL 15).
+psql_demo postgres <<'SQL'
 CREATE ROLE app LOGIN PASSWORD 'app-pw';
 CREATE ROLE pgsteward LOGIN PASSWORD 'steward-pw' IN ROLE pg_monitor, pg_signal_backend;
+CREATE DATABASE shop OWNER pgsteward;
+SQL
+psql_demo shop <<'SQL'
+CREATE TABLE customers (id int PRIMARY KEY, name text);
+INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 2000) g;
+ANALYZE customers;
 CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric) WITH (autovacuum_enabled = false);
 INSERT INTO orders SELECT g, 'customer ' || g % 100, g * 1.5 FROM generate_series(1, 50000) g;
 DELETE FROM orders WHERE id % 5 <> 0;
@@ -104,4 +110,11 @@ step "the Lambda handler, credentials from Secrets Manager: remediation dry run 
 step "the idle-in-transaction CloudWatch alarm arrives (events/health-check/alarm-idle-in-transaction.json)"
 "$pgsteward" invoke health-check --event events/health-check/alarm-idle-in-transaction.json | summary
 
-step "done: the forgotten transaction was terminated and the reports were published to EventBridge (moto)"
+unset PGSTEWARD_DB_SECRET_ARN PGSTEWARD_DB_IDENTIFIER
+step "pgsteward vacuum-sweep --dry-run: the plan, with the reason for every table"
+"$pgsteward" vacuum-sweep --database-url "$url" --dry-run
+
+step "pgsteward vacuum-sweep --jobs 2: VACUUM (ANALYZE) of what needs it, SKIP_LOCKED, lock_timeout"
+"$pgsteward" vacuum-sweep --database-url "$url" --jobs 2
+
+step "done: the forgotten transaction was terminated, orders was vacuumed, the reports went to EventBridge (moto)"

@@ -497,7 +497,9 @@ async fn a_table_the_role_may_not_vacuum_is_reported_as_skipped_not_done() {
         .unwrap();
     assert!(report.done.is_empty(), "{:?}", report.done);
     assert!(
-        report.skipped[0].reason.contains("only table or database owner"),
+        report.skipped[0]
+            .reason
+            .contains("only table or database owner"),
         "{:?}",
         report.skipped
     );

@@ -36,8 +36,9 @@ pub enum Outcome {
 pub struct Figures {
     pub dead_tuples_before: i64,
     pub dead_tuples_after: i64,
-    pub bytes_before: i64,
-    pub bytes_after: i64,
+    /// From the catalog; null when the relation was never vacuumed or analyzed (unknown).
+    pub bytes_before: Option<i64>,
+    pub bytes_after: Option<i64>,
     pub duration_ms: u64,
 }
 
@@ -147,12 +148,13 @@ impl Worker {
     /// name, not oid: REINDEX CONCURRENTLY gives the index a new oid). The size is the
     /// catalog's (`relpages`, which VACUUM and REINDEX refresh): reading the file would take
     /// a lock and wait behind the very sessions the sweep steps around.
-    async fn figures(&self, item: &Planned) -> (i64, i64) {
+    async fn figures(&self, item: &Planned) -> (i64, Option<i64>) {
         let name = quote_qualified(&item.schema, &item.name);
         let row = self
             .client
             .query_opt(
-                "SELECT coalesce(s.n_dead_tup, 0), coalesce(c.relpages::int8 * current_setting('block_size')::int8, 0)
+                "SELECT coalesce(s.n_dead_tup, 0),
+                        CASE WHEN c.reltuples >= 0 THEN c.relpages::int8 * current_setting('block_size')::int8 END
                  FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid
                  LEFT JOIN pg_stat_all_tables s ON s.relid = r.oid",
                 &[&name],
@@ -160,7 +162,7 @@ impl Worker {
             .await;
         match row {
             Ok(Some(r)) => (r.get(0), r.get(1)),
-            _ => (0, 0),
+            _ => (0, None),
         }
     }
 
