@@ -21,6 +21,10 @@ export interface PgstewardConfig {
   readonly lambdaBuildDir: string;
   /** Absent: the stack creates a small demo VPC. */
   readonly existingVpc?: ExistingVpcConfig;
+  /** RDS preferred-maintenance-window syntax (UTC), e.g. sun:03:00-sun:05:00: VACUUM FULL runs only inside it. */
+  readonly maintenanceWindow: string;
+  /** Parallel VACUUM jobs (like `vacuumdb --jobs`). */
+  readonly vacuumJobs: number;
 }
 
 /** Defaults let `cdk synth` and the tests run with no context at all. */
@@ -31,13 +35,21 @@ export const DEFAULTS = {
   architecture: 'x86_64' as LambdaArch,
   // infra/lib -> repo root -> target/lambda (cargo-lambda's default output).
   lambdaBuildDir: path.resolve(__dirname, '..', '..', 'target', 'lambda'),
+  maintenanceWindow: 'sun:03:00-sun:05:00',
+  vacuumJobs: 2,
 };
+
+/** Upper bound of vacuumJobs: each job is one more connection doing I/O on the database. */
+export const MAX_VACUUM_JOBS = 16;
 
 // RDS instance/cluster identifier rules: letter first, letters/digits/hyphens, max 63.
 const DB_IDENTIFIER = /^[A-Za-z][A-Za-z0-9-]{0,62}$/;
 // A complete secret ARN ends in the 6-character suffix Secrets Manager adds; IAM
 // needs the complete ARN to match exactly (a partial one would need a wildcard).
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
+// RDS PreferredMaintenanceWindow: ddd:hh24:mi-ddd:hh24:mi, UTC.
+const WINDOW_END = '(mon|tue|wed|thu|fri|sat|sun):([01]\\d|2[0-3]):[0-5]\\d';
+const MAINTENANCE_WINDOW = new RegExp(`^${WINDOW_END}-${WINDOW_END}$`);
 const EVENT_BUS_NAME = /^[/.\-_A-Za-z0-9]{1,256}$/;
 // EC2 ids: prefix plus 8 (old) or 17 hex digits; CloudFormation rejects anything else.
 const ec2Id = (prefix: string) => new RegExp(`^${prefix}-([0-9a-f]{8}|[0-9a-f]{17})$`);
@@ -81,6 +93,15 @@ export function configFromContext(node: Node): PgstewardConfig {
 
   const lambdaBuildDir = path.resolve(str(node, 'lambdaBuildDir', DEFAULTS.lambdaBuildDir));
 
+  const maintenanceWindow = str(node, 'maintenanceWindow', DEFAULTS.maintenanceWindow);
+  check(MAINTENANCE_WINDOW.test(maintenanceWindow),
+    `context maintenanceWindow ${JSON.stringify(maintenanceWindow)} must be ddd:hh24:mi-ddd:hh24:mi in UTC, lowercase days (e.g. sun:03:00-sun:05:00)`);
+
+  const vacuumJobsText = str(node, 'vacuumJobs', String(DEFAULTS.vacuumJobs));
+  const vacuumJobs = Number(vacuumJobsText);
+  check(/^\d+$/.test(vacuumJobsText) && vacuumJobs >= 1 && vacuumJobs <= MAX_VACUUM_JOBS,
+    `context vacuumJobs ${JSON.stringify(vacuumJobsText)} must be a whole number from 1 to ${MAX_VACUUM_JOBS}`);
+
   return {
     dbIdentifier,
     dbSecretArn,
@@ -88,6 +109,8 @@ export function configFromContext(node: Node): PgstewardConfig {
     architecture: architecture as LambdaArch,
     lambdaBuildDir,
     existingVpc: existingVpcFromContext(node),
+    maintenanceWindow,
+    vacuumJobs,
   };
 }
 

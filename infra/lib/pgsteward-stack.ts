@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { PgstewardConfig } from './config';
 import { HealthCheck } from './health-check';
 import { Network } from './network';
+import { VacuumSweep } from './vacuum-sweep';
 
 export interface PgstewardStackProps extends StackProps {
   readonly config: PgstewardConfig;
@@ -10,16 +11,23 @@ export interface PgstewardStackProps extends StackProps {
 
 /**
  * pgsteward for one database: shared network placement, then one construct per
- * task (health check first; snapshot, vacuum sweep, ... come as siblings).
+ * task (health check, vacuum sweep; snapshot, restore, ... come as siblings).
  */
 export class PgstewardStack extends Stack {
   readonly network: Network;
   readonly healthCheck: HealthCheck;
+  readonly vacuumSweep: VacuumSweep;
 
   constructor(scope: Construct, id: string, props: PgstewardStackProps) {
     super(scope, id, props);
     const { config } = props;
     this.network = new Network(this, 'Network', { existingVpc: config.existingVpc });
     this.healthCheck = new HealthCheck(this, 'HealthCheck', { config, network: this.network });
+    this.vacuumSweep = new VacuumSweep(this, 'VacuumSweep', {
+      config,
+      network: this.network,
+      // Dead tuples over the runbook's critical ratio: a standard sweep right away.
+      deadTupleAlarm: this.healthCheck.alarms.DeadTupleRatioWorst.critical,
+    });
   }
 }

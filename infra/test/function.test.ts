@@ -11,12 +11,17 @@ import { EXISTING_VPC_CONTEXT, newApp, synth } from './helpers';
 const fakeRoots: string[] = [];
 after(() => fakeRoots.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
-/** A fake cargo-lambda output folder for health-check, with the given files. */
+/** Every Rust binary the stack deploys. */
+const BINARIES = ['health-check', 'vacuum-sweep'];
+
+/** A fake cargo-lambda output folder with the given files for every binary. */
 function fakeBuild(files: string[]): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsteward-fake-build-'));
   fakeRoots.push(root);
-  fs.mkdirSync(path.join(root, 'health-check'));
-  for (const f of files) fs.writeFileSync(path.join(root, 'health-check', f), f);
+  for (const binary of BINARIES) {
+    fs.mkdirSync(path.join(root, binary));
+    for (const f of files) fs.writeFileSync(path.join(root, binary, f), f);
+  }
   return root;
 }
 
@@ -34,22 +39,24 @@ describe('code asset', () => {
 
   test('cargo-lambda output is used when it has a bootstrap', () => {
     const root = fakeBuild(['bootstrap', CA_BUNDLE_FILE]);
-    assert.deepEqual(codeDir(root, 'health-check'), { dir: path.join(root, 'health-check'), placeholder: false });
+    for (const binary of BINARIES) {
+      assert.deepEqual(codeDir(root, binary), { dir: path.join(root, binary), placeholder: false });
+    }
     assert.deepEqual(warnings(root), []);
   });
 
-  test('the placeholder is used, with a warning, before a build', () => {
+  test('the placeholder is used, with a warning per function, before a build', () => {
     const root = fakeBuild([]);
     assert.deepEqual(codeDir(root, 'health-check'), { dir: PLACEHOLDER_DIR, placeholder: true });
-    const found = warnings(root);
-    assert.equal(found.length, 1);
-    assert.match(found[0], /placeholder bootstrap.*cargo lambda build/);
+    const found = warnings(root).sort();
+    assert.equal(found.length, BINARIES.length);
+    BINARIES.forEach((binary, i) => assert.match(found[i], new RegExp(`/${binary}/bootstrap is missing.*placeholder bootstrap.*cargo lambda build`)));
   });
 
-  test('a build without the RDS CA bundle warns', () => {
-    const found = warnings(fakeBuild(['bootstrap']));
-    assert.equal(found.length, 1);
-    assert.match(found[0], /rds-ca-bundle\.pem is missing/);
+  test('a build without the RDS CA bundle warns for every function', () => {
+    const found = warnings(fakeBuild(['bootstrap'])).sort();
+    assert.equal(found.length, BINARIES.length);
+    BINARIES.forEach((binary, i) => assert.match(found[i], new RegExp(`/${binary}/rds-ca-bundle\\.pem is missing`)));
   });
 });
 
@@ -82,6 +89,11 @@ describe('context', () => {
     ['a malformed security group id', { ...EXISTING_VPC_CONTEXT, dbSecurityGroupId: 'sg-0abc' }, /dbSecurityGroupId "sg-0abc" must look like/],
     ['a malformed subnet id', { ...EXISTING_VPC_CONTEXT, privateSubnetIds: 'subnet-0a,subnet-0b' }, /"subnet-0a" must look like/],
     ['an event bus ARN', { eventBusName: 'arn:aws:events:us-east-1:123456789012:event-bus/x' }, /not an ARN/],
+    ['a maintenance window in local-time words', { maintenanceWindow: 'Sunday 03:00-05:00' }, /maintenanceWindow .* ddd:hh24:mi-ddd:hh24:mi/],
+    ['a maintenance window hour 24', { maintenanceWindow: 'sun:24:00-mon:01:00' }, /maintenanceWindow/],
+    ['vacuumJobs 0', { vacuumJobs: 0 }, /vacuumJobs "0" must be a whole number from 1 to 16/],
+    ['vacuumJobs 2.5', { vacuumJobs: '2.5' }, /vacuumJobs "2.5" must be a whole number/],
+    ['vacuumJobs 17', { vacuumJobs: 17 }, /from 1 to 16/],
   ];
   for (const [what, context, message] of bad) {
     test(`rejects ${what}`, () => {

@@ -69,3 +69,16 @@ export function synth(context: Record<string, unknown> = {}, options: SynthOptio
   const built = build(context, options);
   return { ...built, template: Template.fromStack(built.stack) };
 }
+
+type Statement = Record<string, unknown>;
+
+/**
+ * The IAM statements that allow `action`, in policies attached to one of `roleIds`
+ * (logical ids), or in any policy when no roles are given.
+ */
+export function statementsAllowing(template: Template, action: string, roleIds?: string[]): Statement[] {
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => !roleIds || (p.Properties.Roles as Array<{ Ref: string }>).some((r) => roleIds.includes(r.Ref)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[])
+    .filter((s) => ([] as unknown[]).concat(s.Action).includes(action));
+}
