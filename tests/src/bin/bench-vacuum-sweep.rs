@@ -27,8 +27,8 @@ async fn template(pg: &Postgres, name: &str, tables: usize, bloated_every: usize
     let c = pg.admin(name).await;
     let mut sql = String::new();
     for i in 0..tables {
-        // Varied sizes: 500 to 20,000 rows.
-        let rows = 500 + (i * 7919) % 19_500;
+        // Varied sizes: 1,000 to 40,000 rows.
+        let rows = 1_000 + (i * 7919) % 39_000;
         sql.push_str(&format!(
             "CREATE TABLE t{i} (id int PRIMARY KEY, payload text) WITH (autovacuum_enabled = false);
              INSERT INTO t{i} SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
@@ -76,9 +76,13 @@ async fn main() {
     let jobs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
     let plan_tables: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let pg = Postgres::shared();
-    pg.admin("postgres")
+    let admin = pg.admin("postgres").await;
+    admin
+        .batch_execute("ALTER SYSTEM SET autovacuum = off")
         .await
-        .batch_execute("ALTER SYSTEM SET autovacuum = off; SELECT pg_reload_conf()")
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
         .await
         .unwrap();
     let sweep = |db: &str| {

@@ -100,7 +100,12 @@ pub async fn run(
         );
         let stop_at = limits.stop_at;
         handles.push(tokio::spawn(async move {
-            let mut worker = Worker { client, notices };
+            let mut worker = Worker {
+                client,
+                notices,
+                statement_timeout_ms: 0,
+            };
+            let mut mine = vec![];
             loop {
                 let Some((index, item)) = queue.lock().expect("queue").pop_front() else {
                     break;
@@ -112,13 +117,15 @@ pub async fn run(
                     },
                     left => worker.work(&item, left.and_then(|l| l.to_std().ok())).await,
                 };
-                let mut r = results.lock().expect("results");
-                r.push((index, item, outcome));
+                let finished = results.lock().expect("results").len() + mine.len() + 1;
                 if let Some(p) = &progress {
-                    let (_, item, outcome) = r.last().expect("just pushed");
-                    p(item, outcome, r.len(), total);
+                    p(&item, &outcome, finished, total);
                 }
+                mine.push((index, item, outcome));
             }
+            // One round trip for every "after" figure, not one per table.
+            worker.fill_after(&mut mine).await;
+            results.lock().expect("results").extend(mine);
         }));
     }
     for h in handles {
@@ -136,6 +143,8 @@ pub async fn run(
 struct Worker {
     client: Client,
     notices: Notices,
+    /// The statement_timeout the session has (0: none), to skip needless SETs.
+    statement_timeout_ms: u128,
 }
 
 const LOCK_NOT_AVAILABLE: &str = "55P03";
@@ -144,41 +153,58 @@ const UNDEFINED_TABLE: &str = "42P01";
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 impl Worker {
-    /// Dead tuples and size of a relation by its quoted name, passed as a parameter (by
-    /// name, not oid: REINDEX CONCURRENTLY gives the index a new oid). The size is the
-    /// catalog's (`relpages`, which VACUUM and REINDEX refresh): reading the file would take
-    /// a lock and wait behind the very sessions the sweep steps around.
-    async fn figures(&self, item: &Planned) -> (i64, Option<i64>) {
-        let name = quote_qualified(&item.schema, &item.name);
-        let row = self
+    /// Dead tuples and size after the work, for all of this worker's done items at once, by
+    /// quoted name passed as a parameter (by name, not oid: REINDEX CONCURRENTLY gives the
+    /// index a new oid). Sizes are the catalog's (`relpages`, which VACUUM, ANALYZE and
+    /// REINDEX refresh): reading the files would take a lock and could wait behind the very
+    /// sessions the sweep steps around.
+    async fn fill_after(&self, done: &mut [(usize, Planned, Outcome)]) {
+        let names: Vec<String> = done
+            .iter()
+            .map(|(_, item, _)| quote_qualified(&item.schema, &item.name))
+            .collect();
+        if !done
+            .iter()
+            .any(|(_, _, o)| matches!(o, Outcome::Done { .. }))
+        {
+            return;
+        }
+        let rows = self
             .client
-            .query_opt(
-                "SELECT coalesce(s.n_dead_tup, 0),
+            .query(
+                "SELECT u.n, coalesce(s.n_dead_tup, 0),
                         CASE WHEN c.reltuples >= 0 THEN c.relpages::int8 * current_setting('block_size')::int8 END
-                 FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid
-                 LEFT JOIN pg_stat_all_tables s ON s.relid = r.oid",
-                &[&name],
+                 FROM unnest($1::text[]) WITH ORDINALITY AS u(name, n)
+                 LEFT JOIN pg_class c ON c.oid = to_regclass(u.name)
+                 LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid",
+                &[&names],
             )
-            .await;
-        match row {
-            Ok(Some(r)) => (r.get(0), r.get(1)),
-            _ => (0, None),
+            .await
+            .unwrap_or_default();
+        for row in rows {
+            let n: i64 = row.get(0);
+            if let Some((_, _, Outcome::Done { figures })) = done.get_mut(n as usize - 1) {
+                figures.dead_tuples_after = row.get(1);
+                figures.bytes_after = row.get(2);
+            }
         }
     }
 
     async fn work(&mut self, item: &Planned, time_left: Option<Duration>) -> Outcome {
         // Bounded by the time left, so a long VACUUM cannot overrun the deadline.
         let timeout_ms = time_left.map_or(0, |t| t.as_millis().max(1000));
-        if let Err(e) = self
-            .client
-            .batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
-            .await
-        {
-            return Outcome::Skipped {
-                reason: format!("session lost: {e}"),
-            };
+        if timeout_ms != self.statement_timeout_ms {
+            if let Err(e) = self
+                .client
+                .batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
+                .await
+            {
+                return Outcome::Skipped {
+                    reason: format!("session lost: {e}"),
+                };
+            }
+            self.statement_timeout_ms = timeout_ms;
         }
-        let (dead_before, bytes_before) = self.figures(item).await;
         while self.notices.try_recv().is_ok() {}
         let started = Instant::now();
         let result = self.client.batch_execute(&statement(item)).await;
@@ -222,13 +248,12 @@ impl Worker {
         if let Some(reason) = skipped_by_server {
             return Outcome::Skipped { reason };
         }
-        let (dead_after, bytes_after) = self.figures(item).await;
         Outcome::Done {
             figures: Figures {
-                dead_tuples_before: dead_before,
-                dead_tuples_after: dead_after,
-                bytes_before,
-                bytes_after,
+                dead_tuples_before: item.dead_tuples,
+                dead_tuples_after: item.dead_tuples,
+                bytes_before: (item.bytes > 0).then_some(item.bytes),
+                bytes_after: None,
                 duration_ms,
             },
         }

@@ -60,10 +60,13 @@ impl VacuumSweep {
         .await?;
         let client = crate::pg::connect_target(&target).await?;
         let row = client
-            .query_one("SELECT pg_is_in_recovery(), pg_try_advisory_lock($1), pg_database_size(current_database())", &[&LOCK_KEY])
+            .query_one(
+                "SELECT pg_is_in_recovery(), pg_try_advisory_lock($1)",
+                &[&LOCK_KEY],
+            )
             .await
             .map_err(|e| Error::Retryable(format!("vacuum-sweep start-up query failed: {e}")))?;
-        let (standby, locked, db_bytes): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
+        let (standby, locked): (bool, bool) = (row.get(0), row.get(1));
         if standby {
             return Err(Error::Unsafe(format!(
                 "{db} is a standby (pg_is_in_recovery() is true): VACUUM runs on the primary; point pgsteward at the primary's endpoint"
@@ -110,6 +113,12 @@ impl VacuumSweep {
             }
         }
         if req.mode == Mode::Full {
+            // Only VACUUM FULL needs the size (it reads every file of the database).
+            let db_bytes: i64 = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(|e| Error::Retryable(format!("database size query failed: {e}")))?
+                .get(0);
             self.guard_full(req, &mut plan, db_bytes, &mut report)
                 .await?;
         }

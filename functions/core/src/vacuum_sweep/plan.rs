@@ -96,8 +96,10 @@ pub struct Planned {
     pub name: String,
     pub action: Action,
     pub reasons: Vec<String>,
-    /// Table or index bytes (the storage guard of VACUUM FULL uses it).
+    /// Table or index bytes from the catalog (the storage guard of VACUUM FULL uses it).
     pub bytes: i64,
+    /// Dead tuples when planned: the "before" of the report.
+    pub dead_tuples: i64,
 }
 
 impl Planned {
@@ -250,6 +252,7 @@ pub fn plan_tables(
                         action,
                         reasons,
                         bytes: t.table_bytes,
+                        dead_tuples: t.dead_tuples,
                     },
                 ));
             }
@@ -300,6 +303,7 @@ pub fn plan_indexes(
                     i.table
                 )],
                 bytes: i.bytes,
+                dead_tuples: 0,
             });
         } else {
             plan.left_out.push(LeftOut {
