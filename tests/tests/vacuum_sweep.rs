@@ -505,3 +505,49 @@ async fn a_table_the_role_may_not_vacuum_is_reported_as_skipped_not_done() {
     );
     assert_eq!(dead_tuples(&db, "orders").await, 2_500);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_are_swept_by_leaf_and_temporary_tables_never() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("vs_parts").await;
+    let admin = pg.admin(&db).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);
+             CREATE TABLE events_2026_10 PARTITION OF events FOR VALUES FROM ('2026-10-01') TO ('2026-11-01') WITH (autovacuum_enabled = false);
+             CREATE TABLE events_2026_11 PARTITION OF events FOR VALUES FROM ('2026-11-01') TO ('2026-12-01') WITH (autovacuum_enabled = false);
+             INSERT INTO events SELECT g, date '2026-10-01' + (g % 60) FROM generate_series(1, 20000) g;
+             DELETE FROM events WHERE id % 2 = 0;",
+        )
+        .await
+        .unwrap();
+    // Another session's temporary table, bloated too: not ours to touch.
+    let other = pg.admin(&db).await;
+    other
+        .batch_execute(
+            "CREATE TEMP TABLE scratch (id int) WITH (autovacuum_enabled = false);
+             INSERT INTO scratch SELECT generate_series(1, 20000); DELETE FROM scratch WHERE id % 2 = 0;",
+        )
+        .await
+        .unwrap();
+    for c in [&admin, &other] {
+        c.batch_execute("SELECT pg_stat_force_next_flush()")
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let task = sweep(&db, &[]).await;
+    let report = task
+        .run(&request(&task, json!({})), None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        done_names(&report),
+        vec!["public.events_2026_10", "public.events_2026_11"]
+    );
+    let plan_and_left: String = format!("{}", report.details);
+    assert!(
+        !plan_and_left.contains("scratch"),
+        "a temporary table was considered: {plan_and_left}"
+    );
+}
