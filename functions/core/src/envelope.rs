@@ -30,6 +30,31 @@ pub struct AlarmEvent {
     pub metrics: Vec<AlarmMetric>,
 }
 
+impl AlarmEvent {
+    /// Tasks act only when an alarm goes into ALARM.
+    pub fn require_alarm_state(&self, task: &str) -> Result<()> {
+        if self.state == "ALARM" {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "alarm '{}' is in state {}; {task} acts only on ALARM (route only ALARM states to it)",
+            self.alarm_name, self.state
+        )))
+    }
+
+    /// The alarm's database dimension must name the database this function serves.
+    pub fn require_database(&self, dimension: Option<&String>, db: &str, task: &str) -> Result<()> {
+        if dimension.map(String::as_str) == Some(db) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "alarm '{}' is for database {:?}, but this {task} function serves '{db}'; route the alarm to that database's function",
+            self.alarm_name,
+            dimension.map(String::as_str).unwrap_or("(none)")
+        )))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlarmMetric {
     pub namespace: String,

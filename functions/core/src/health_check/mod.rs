@@ -102,12 +102,7 @@ pub fn parse_event(event: Value, config: &HealthCheckConfig) -> Result<Request> 
 }
 
 fn from_alarm(a: &AlarmEvent, db: &str) -> Result<Request> {
-    if a.state != "ALARM" {
-        return Err(Error::invalid(format!(
-            "alarm '{}' is in state {}; health-check acts only on ALARM (route only ALARM states to it)",
-            a.alarm_name, a.state
-        )));
-    }
+    a.require_alarm_state(TASK)?;
     let ours = a
         .metrics
         .iter()
@@ -119,16 +114,7 @@ fn from_alarm(a: &AlarmEvent, db: &str) -> Result<Request> {
             ..Request::default()
         });
     };
-    match m.dimensions.get(DIMENSION) {
-        Some(d) if d == db => {}
-        other => {
-            return Err(Error::invalid(format!(
-                "alarm '{}' is for database {:?}, but this function watches '{db}'; route the alarm to that database's function",
-                a.alarm_name,
-                other.map(String::as_str).unwrap_or("(none)")
-            )))
-        }
-    }
+    a.require_database(m.dimensions.get(DIMENSION), db, TASK)?;
     Ok(Request {
         action: Action::TerminateIdle,
         alarm: Some(a.alarm_name.clone()),

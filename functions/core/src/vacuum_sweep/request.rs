@@ -166,12 +166,7 @@ pub fn parse_event(event: Value, config: &VacuumConfig) -> Result<Request> {
 /// `MaximumUsedTransactionIDs` (RDS) means freeze; the health-check dead-tuple alarms mean
 /// a standard sweep. Anything else is refused.
 fn from_alarm(a: &AlarmEvent, db: &str) -> Result<Request> {
-    if a.state != "ALARM" {
-        return Err(Error::invalid(format!(
-            "alarm '{}' is in state {}; vacuum-sweep acts only on ALARM",
-            a.alarm_name, a.state
-        )));
-    }
+    a.require_alarm_state(TASK)?;
     let known = a
         .metrics
         .iter()
@@ -196,13 +191,7 @@ fn from_alarm(a: &AlarmEvent, db: &str) -> Result<Request> {
             if names.is_empty() { "no metric".to_string() } else { names.join(", ") }
         )));
     };
-    if dimension.map(String::as_str) != Some(db) {
-        return Err(Error::invalid(format!(
-            "alarm '{}' is for database {:?}, but this function sweeps '{db}'; route it to that database's function",
-            a.alarm_name,
-            dimension.map(String::as_str).unwrap_or("(none)")
-        )));
-    }
+    a.require_database(dimension, db, TASK)?;
     Ok(Request {
         mode,
         alarm: Some(a.alarm_name.clone()),
