@@ -103,15 +103,24 @@ impl AuthTokenSource for SdkAuthTokens {
     }
 }
 
+/// Built on first use: most tasks never ask RDS anything, and a client's construction
+/// (its endpoint rules included) would otherwise add to every cold start.
 pub struct SdkRds {
-    client: aws_sdk_rds::Client,
+    config: SdkConfig,
+    client: std::sync::OnceLock<aws_sdk_rds::Client>,
 }
 
 impl SdkRds {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
-            client: aws_sdk_rds::Client::new(config),
+            config: config.clone(),
+            client: std::sync::OnceLock::new(),
         }
+    }
+
+    fn client(&self) -> &aws_sdk_rds::Client {
+        self.client
+            .get_or_init(|| aws_sdk_rds::Client::new(&self.config))
     }
 }
 
@@ -120,7 +129,7 @@ impl super::InstanceInfo for SdkRds {
     async fn allocated_storage_bytes(&self, db_instance: &str) -> Result<Option<u64>> {
         let what = format!("describe rds instance {db_instance}");
         let out = match self
-            .client
+            .client()
             .describe_db_instances()
             .db_instance_identifier(db_instance)
             .send()
