@@ -101,6 +101,8 @@ pub struct CommonConfig {
     pub event_bus: Option<String>,
     /// Trust the system store for AWS endpoints instead of the embedded Amazon roots.
     pub aws_native_roots: bool,
+    /// In Lambda (with the role's credentials in the environment): its region.
+    pub lambda_region: Option<String>,
 }
 
 pub const URL_VAR: &str = "PGSTEWARD_DATABASE_URL";
@@ -149,6 +151,9 @@ impl CommonConfig {
             },
             event_bus: v.get("PGSTEWARD_EVENT_BUS"),
             aws_native_roots: v.flag(crate::aws::sdk::NATIVE_ROOTS_VAR)?,
+            lambda_region: v.get("AWS_REGION").filter(|_| {
+                v.get("AWS_LAMBDA_FUNCTION_NAME").is_some() && v.get("AWS_ACCESS_KEY_ID").is_some()
+            }),
         })
     }
 }

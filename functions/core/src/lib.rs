@@ -36,7 +36,9 @@ pub struct Deps {
 impl Deps {
     /// SDK-backed ports; reports go to the event bus when one is configured.
     pub async fn from_sdk(config: &config::CommonConfig) -> Self {
-        let sdk = aws::sdk::load_sdk_config(config.aws_native_roots).await;
+        let sdk =
+            aws::sdk::load_sdk_config(config.aws_native_roots, config.lambda_region.as_deref())
+                .await;
         let reports: Arc<dyn aws::ReportSink> = match config.event_bus.as_deref() {
             Some(bus) => Arc::new(aws::sdk::EventBridgeReports::new(&sdk, bus)),
             None => Arc::new(aws::NoReports),

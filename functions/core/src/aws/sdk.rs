@@ -17,7 +17,10 @@ pub const NATIVE_ROOTS_VAR: &str = "PGSTEWARD_AWS_NATIVE_ROOTS";
 
 /// The SDK's shared configuration: region, credentials and `AWS_ENDPOINT_URL` from the
 /// standard environment. Loading does no network I/O: credentials resolve on first use.
-pub async fn load_sdk_config(native_roots: bool) -> SdkConfig {
+/// `lambda_region`: in Lambda the region and the role's credentials are in the environment;
+/// the default chains would also build STS and IMDS clients (and parse their endpoint
+/// rules) at every cold start for nothing.
+pub async fn load_sdk_config(native_roots: bool, lambda_region: Option<&str>) -> SdkConfig {
     use aws_smithy_http_client::tls::{
         rustls_provider::CryptoMode, Provider, TlsContext, TrustStore,
     };
@@ -34,10 +37,16 @@ pub async fn load_sdk_config(native_roots: bool) -> SdkConfig {
         .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(client)
-        .load()
-        .await
+    let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
+    let loader = match lambda_region {
+        Some(region) => loader
+            .region(aws_config::Region::new(region.to_string()))
+            .credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        None => loader,
+    };
+    loader.load().await
 }
 
 pub struct SdkSecrets {
