@@ -67,6 +67,7 @@ pub enum Tls {
 }
 
 /// A connection target that has everything but the network.
+#[derive(Clone)]
 pub struct Target {
     pub config: PgConfig,
     pub tls: Tls,

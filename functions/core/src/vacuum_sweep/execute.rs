@@ -65,30 +65,45 @@ pub fn statement(item: &Planned) -> String {
 }
 
 /// Runs every item; returns the outcomes in plan order.
+/// `first` is the coordinator's own session (it holds the sweep's advisory lock, which ends
+/// with it); it works as the first of the `jobs` workers, the others connect in parallel.
 pub async fn run(
     target: &Target,
+    first: (Client, Notices),
     items: Vec<Planned>,
     limits: &Limits,
     clock: Arc<dyn Clock>,
     progress: Option<Progress>,
-) -> Result<Vec<(Planned, Outcome)>> {
+) -> Result<(Vec<(Planned, Outcome)>, Client)> {
     let total = items.len();
     let queue = Arc::new(Mutex::new(
         items.into_iter().enumerate().collect::<VecDeque<_>>(),
     ));
     let results = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let workers = limits.jobs.clamp(1, total.max(1));
-    let mut sessions = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (client, notices) = crate::pg::connect_target_with_notices(target).await?;
-        let ms = limits.lock_timeout.as_millis();
+    let mut connecting = vec![];
+    for _ in 1..workers {
+        let target = target.clone();
+        connecting.push(tokio::spawn(async move {
+            crate::pg::connect_target_with_notices(&target).await
+        }));
+    }
+    let mut sessions = vec![first];
+    for c in connecting {
+        sessions.push(
+            c.await.map_err(|e| {
+                crate::Error::internal(format!("connecting a worker failed: {e}"))
+            })??,
+        );
+    }
+    let ms = limits.lock_timeout.as_millis();
+    for (client, _) in &sessions {
         client
             .batch_execute(&format!(
                 "SET lock_timeout = {ms}; SET application_name = 'pgsteward vacuum-sweep'"
             ))
             .await
             .map_err(|e| crate::Error::Retryable(format!("session setup failed: {e}")))?;
-        sessions.push((client, notices));
     }
     let mut handles = vec![];
     for (client, notices) in sessions {
@@ -126,18 +141,26 @@ pub async fn run(
             // One round trip for every "after" figure, not one per table.
             worker.fill_after(&mut mine).await;
             results.lock().expect("results").extend(mine);
+            worker.client
         }));
     }
+    let mut clients = vec![];
     for h in handles {
-        h.await
-            .map_err(|e| crate::Error::internal(format!("a sweep worker failed: {e}")))?;
+        clients.push(
+            h.await
+                .map_err(|e| crate::Error::internal(format!("a sweep worker failed: {e}")))?,
+        );
     }
     let mut results = std::mem::take(&mut *results.lock().expect("results"));
     results.sort_by_key(|(i, _, _)| *i);
-    Ok(results
-        .into_iter()
-        .map(|(_, item, outcome)| (item, outcome))
-        .collect())
+    let first = clients.into_iter().next().expect("at least one worker");
+    Ok((
+        results
+            .into_iter()
+            .map(|(_, item, outcome)| (item, outcome))
+            .collect(),
+        first,
+    ))
 }
 
 struct Worker {

@@ -58,7 +58,7 @@ impl VacuumSweep {
             &*self.deps.tokens,
         )
         .await?;
-        let client = crate::pg::connect_target(&target).await?;
+        let (client, notices) = crate::pg::connect_target_with_notices(&target).await?;
         let row = client
             .query_one(
                 "SELECT pg_is_in_recovery(), pg_try_advisory_lock($1)",
@@ -146,8 +146,9 @@ impl VacuumSweep {
             stop_at,
         };
         info!(db_instance = %db, mode = req.mode.as_str(), items = plan.items.len(), jobs = limits.jobs, "sweep starting");
-        let outcomes = execute::run(
+        let (outcomes, client) = execute::run(
             &target,
+            (client, notices),
             plan.items.clone(),
             &limits,
             clock.clone(),
