@@ -7,7 +7,7 @@
 //! - `pg`: connections (URL / secret / IAM, verified TLS) and identifier quoting
 //! - `aws`: narrow ports over AWS and their SDK adapters
 //! - `report`: the run report
-//! - one module per task: `health_check`, `vacuum_sweep`
+//! - one module per task: `health_check`, `vacuum_sweep`, `snapshot`
 
 pub mod aws;
 pub mod clock;
@@ -17,6 +17,7 @@ pub mod error;
 pub mod health_check;
 pub mod pg;
 pub mod report;
+pub mod snapshot;
 pub mod vacuum_sweep;
 
 use std::sync::Arc;
@@ -36,18 +37,24 @@ pub struct Deps {
 impl Deps {
     /// SDK-backed ports; reports go to the event bus when one is configured.
     pub async fn from_sdk(config: &config::CommonConfig) -> Self {
-        let sdk =
-            aws::sdk::load_sdk_config(config.aws_native_roots, config.lambda_region.as_deref())
-                .await;
+        Self::with_sdk(config, &Self::load_sdk(config).await)
+    }
+
+    /// The SDK configuration these ports are built from, for tasks that need more clients.
+    pub async fn load_sdk(config: &config::CommonConfig) -> aws_config::SdkConfig {
+        aws::sdk::load_sdk_config(config.aws_native_roots, config.lambda_region.as_deref()).await
+    }
+
+    pub fn with_sdk(config: &config::CommonConfig, sdk: &aws_config::SdkConfig) -> Self {
         let reports: Arc<dyn aws::ReportSink> = match config.event_bus.as_deref() {
-            Some(bus) => Arc::new(aws::sdk::EventBridgeReports::new(&sdk, bus)),
+            Some(bus) => Arc::new(aws::sdk::EventBridgeReports::new(sdk, bus)),
             None => Arc::new(aws::NoReports),
         };
         Deps {
-            secrets: Arc::new(aws::sdk::SdkSecrets::new(&sdk)),
-            tokens: Arc::new(aws::sdk::SdkAuthTokens::new(&sdk)),
+            secrets: Arc::new(aws::sdk::SdkSecrets::new(sdk)),
+            tokens: Arc::new(aws::sdk::SdkAuthTokens::new(sdk)),
             reports,
-            rds: Arc::new(aws::sdk::SdkRds::new(&sdk)),
+            rds: Arc::new(aws::sdk::SdkRds::new(sdk)),
             clock: Arc::new(clock::SystemClock),
         }
     }

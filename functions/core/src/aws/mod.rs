@@ -3,6 +3,8 @@
 //! the SDK's standard `AWS_ENDPOINT_URL`.
 
 mod errors;
+pub mod objects;
+pub mod rds_snapshots;
 pub mod sdk;
 
 use async_trait::async_trait;

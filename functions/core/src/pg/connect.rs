@@ -75,6 +75,46 @@ pub struct Target {
     password: Option<String>,
 }
 
+impl Target {
+    /// libpq environment for a child tool (pg_dump) reaching the same server the same way:
+    /// the password travels in the child's environment, never on its command line.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        let mut env = vec![("PGAPPNAME", "pgsteward".to_string())];
+        if let Some(tokio_postgres::config::Host::Tcp(h)) = c.get_hosts().first() {
+            env.push(("PGHOST", h.clone()));
+        }
+        if let Some(p) = c.get_ports().first() {
+            env.push(("PGPORT", p.to_string()));
+        }
+        if let Some(u) = c.get_user() {
+            env.push(("PGUSER", u.to_string()));
+        }
+        if let Some(d) = c.get_dbname() {
+            env.push(("PGDATABASE", d.to_string()));
+        }
+        if let Some(p) = &self.password {
+            env.push(("PGPASSWORD", p.clone()));
+        }
+        if let Some(t) = c.get_connect_timeout() {
+            env.push(("PGCONNECT_TIMEOUT", t.as_secs().max(1).to_string()));
+        }
+        match &self.tls {
+            Tls::Disabled => env.push(("PGSSLMODE", "disable".into())),
+            Tls::Verify(ca) => {
+                env.push(("PGSSLMODE", "verify-full".into()));
+                env.push(("PGSSLROOTCERT", ca.display().to_string()));
+            }
+        }
+        env
+    }
+
+    /// Removes the password from a message (e.g. a child's stderr).
+    pub fn scrub(&self, msg: String) -> String {
+        scrub(msg, self.password.as_deref())
+    }
+}
+
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")

@@ -1,0 +1,229 @@
+//! The RDS port for snapshots, shaped by what the snapshot task needs, and its SDK adapter.
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_rds::types::Tag;
+
+use super::classify_sdk_error;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// An RDS DB instance.
+    Instance,
+    /// An Aurora DB cluster.
+    Cluster,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub status: String,
+    pub arn: Option<String>,
+}
+
+#[async_trait]
+pub trait RdsSnapshots: Send + Sync {
+    /// The source's status, or None when it does not exist.
+    async fn source_status(&self, kind: SourceKind, id: &str) -> Result<Option<String>>;
+    async fn find_snapshot(
+        &self,
+        kind: SourceKind,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotInfo>>;
+    async fn create_snapshot(
+        &self,
+        kind: SourceKind,
+        source_id: &str,
+        snapshot_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<SnapshotInfo>;
+    /// (used, max) of the account's manual-snapshot quota, when the API tells.
+    async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>>;
+}
+
+pub struct SdkRdsSnapshots {
+    client: aws_sdk_rds::Client,
+}
+
+impl SdkRdsSnapshots {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_rds::Client::new(config),
+        }
+    }
+}
+
+/// "Not found" is an answer here, not a failure.
+fn not_found_is_none<T>(r: Result<Option<T>>) -> Result<Option<T>> {
+    match r {
+        Err(Error::NotFound(_)) => Ok(None),
+        other => other,
+    }
+}
+
+fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+#[async_trait]
+impl RdsSnapshots for SdkRdsSnapshots {
+    async fn source_status(&self, kind: SourceKind, id: &str) -> Result<Option<String>> {
+        let what = format!(
+            "describe {} {id}",
+            if kind == SourceKind::Instance {
+                "db instance"
+            } else {
+                "db cluster"
+            }
+        );
+        let found = match kind {
+            SourceKind::Instance => self
+                .client
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map(|o| {
+                    o.db_instances
+                        .unwrap_or_default()
+                        .first()
+                        .and_then(|i| i.db_instance_status.clone())
+                })
+                .map_err(|e| classify_sdk_error(e, &what)),
+            SourceKind::Cluster => self
+                .client
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map(|o| {
+                    o.db_clusters
+                        .unwrap_or_default()
+                        .first()
+                        .and_then(|c| c.status.clone())
+                })
+                .map_err(|e| classify_sdk_error(e, &what)),
+        };
+        not_found_is_none(found)
+    }
+
+    async fn find_snapshot(
+        &self,
+        kind: SourceKind,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotInfo>> {
+        let what = format!("describe snapshot {snapshot_id}");
+        let found = match kind {
+            SourceKind::Instance => self
+                .client
+                .describe_db_snapshots()
+                .db_snapshot_identifier(snapshot_id)
+                .send()
+                .await
+                .map(|o| {
+                    o.db_snapshots
+                        .unwrap_or_default()
+                        .first()
+                        .map(|s| SnapshotInfo {
+                            id: snapshot_id.into(),
+                            status: s.status.clone().unwrap_or_default(),
+                            arn: s.db_snapshot_arn.clone(),
+                        })
+                })
+                .map_err(|e| classify_sdk_error(e, &what)),
+            SourceKind::Cluster => self
+                .client
+                .describe_db_cluster_snapshots()
+                .db_cluster_snapshot_identifier(snapshot_id)
+                .send()
+                .await
+                .map(|o| {
+                    o.db_cluster_snapshots
+                        .unwrap_or_default()
+                        .first()
+                        .map(|s| SnapshotInfo {
+                            id: snapshot_id.into(),
+                            status: s.status.clone().unwrap_or_default(),
+                            arn: s.db_cluster_snapshot_arn.clone(),
+                        })
+                })
+                .map_err(|e| classify_sdk_error(e, &what)),
+        };
+        not_found_is_none(found)
+    }
+
+    async fn create_snapshot(
+        &self,
+        kind: SourceKind,
+        source_id: &str,
+        snapshot_id: &str,
+        pairs: &[(String, String)],
+    ) -> Result<SnapshotInfo> {
+        let what = format!("create snapshot {snapshot_id} of {source_id}");
+        match kind {
+            SourceKind::Instance => {
+                let out = self
+                    .client
+                    .create_db_snapshot()
+                    .db_instance_identifier(source_id)
+                    .db_snapshot_identifier(snapshot_id)
+                    .set_tags(Some(tags(pairs)))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(e, &what))?;
+                let s = out
+                    .db_snapshot
+                    .ok_or_else(|| Error::internal(format!("{what}: no snapshot in the answer")))?;
+                Ok(SnapshotInfo {
+                    id: snapshot_id.into(),
+                    status: s.status.unwrap_or_default(),
+                    arn: s.db_snapshot_arn,
+                })
+            }
+            SourceKind::Cluster => {
+                let out = self
+                    .client
+                    .create_db_cluster_snapshot()
+                    .db_cluster_identifier(source_id)
+                    .db_cluster_snapshot_identifier(snapshot_id)
+                    .set_tags(Some(tags(pairs)))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(e, &what))?;
+                let s = out
+                    .db_cluster_snapshot
+                    .ok_or_else(|| Error::internal(format!("{what}: no snapshot in the answer")))?;
+                Ok(SnapshotInfo {
+                    id: snapshot_id.into(),
+                    status: s.status.unwrap_or_default(),
+                    arn: s.db_cluster_snapshot_arn,
+                })
+            }
+        }
+    }
+
+    async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>> {
+        let out = match self.client.describe_account_attributes().send().await {
+            Ok(out) => out,
+            // Some endpoints (and emulators) do not answer it: the quota is then unknown.
+            Err(e) => {
+                return match classify_sdk_error(e, "describe account attributes") {
+                    Error::Internal(_) | Error::Retryable(_) => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        Ok(out
+            .account_quotas
+            .unwrap_or_default()
+            .iter()
+            .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
+            .and_then(|q| Some((q.used()?, q.max()?))))
+    }
+}

@@ -1,0 +1,152 @@
+//! RDS instance / Aurora cluster snapshots, one per schedule slot, tagged as managed.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::aws::rds_snapshots::{RdsSnapshots, SourceKind};
+use crate::error::{Error, Result};
+use crate::report::Report;
+
+/// Tag keys pgsteward owns; retention relies on them and IAM allows only these.
+pub const TAG_MANAGED: &str = "pgsteward:managed";
+pub const TAG_TIER: &str = "pgsteward:tier";
+pub const TAG_SCHEDULE: &str = "pgsteward:schedule";
+pub const TAG_RUN: &str = "pgsteward:run";
+
+/// States in which RDS takes a snapshot; the transient ones are worth a retry.
+const READY: &[&str] = &["available", "storage-optimization"];
+const TRANSIENT: &[&str] = &[
+    "backing-up",
+    "creating",
+    "modifying",
+    "rebooting",
+    "renaming",
+    "resetting-master-credentials",
+    "starting",
+    "upgrading",
+    "maintenance",
+    "configuring-enhanced-monitoring",
+    "configuring-iam-database-auth",
+    "configuring-log-exports",
+    "converting-to-vpc",
+    "moving-to-vpc",
+];
+
+/// Quota check: refuse with the figures rather than let RDS fail with a fault.
+pub fn check_quota(quota: Option<(i64, i64)>) -> Result<()> {
+    match quota {
+        Some((used, max)) if used >= max => Err(Error::Unsafe(format!(
+            "the account's manual snapshot quota is full ({used} of {max}): let retention-prune remove old managed snapshots, or ask AWS to raise the quota"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub struct Slot<'a> {
+    pub source: SourceKind,
+    pub source_id: &'a str,
+    pub name: String,
+    pub tier: &'static str,
+    pub scheduled: DateTime<Utc>,
+    pub run: String,
+}
+
+pub async fn take(
+    rds: &dyn RdsSnapshots,
+    slot: &Slot<'_>,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    if let Some(existing) = rds.find_snapshot(slot.source, &slot.name).await? {
+        report.skip(
+            slot.name.as_str(),
+            format!(
+                "exists already (status {}): this schedule slot is done; no second snapshot",
+                existing.status
+            ),
+        );
+        report.details = json!({"snapshot": existing, "tier": slot.tier, "created": false});
+        return Ok(());
+    }
+    let kind = if slot.source == SourceKind::Instance {
+        "db instance"
+    } else {
+        "db cluster"
+    };
+    match rds.source_status(slot.source, slot.source_id).await? {
+        None => {
+            return Err(Error::NotFound(format!(
+                "no {kind} named '{}' in this account and region",
+                slot.source_id
+            )))
+        }
+        Some(s) if READY.contains(&s.as_str()) => {}
+        Some(s) if TRANSIENT.contains(&s.as_str()) => {
+            return Err(Error::Retryable(format!(
+                "{kind} '{}' is {s}; a snapshot can be taken once it is available",
+                slot.source_id
+            )))
+        }
+        Some(s) => return Err(Error::invalid(format!(
+            "{kind} '{}' is {s}: RDS cannot snapshot it in this state; start or repair it first",
+            slot.source_id
+        ))),
+    }
+    let quota = rds.manual_snapshot_quota().await?;
+    check_quota(quota)?;
+    if quota.is_none() {
+        report.warn(
+            "the manual snapshot quota could not be read (DescribeAccountAttributes); going ahead",
+        );
+    }
+    let tags = vec![
+        (TAG_MANAGED.to_string(), "true".to_string()),
+        (TAG_TIER.to_string(), slot.tier.to_string()),
+        (TAG_SCHEDULE.to_string(), slot.scheduled.to_rfc3339()),
+        (TAG_RUN.to_string(), slot.run.clone()),
+    ];
+    if dry_run {
+        report.done(
+            "would-create-snapshot",
+            slot.name.as_str(),
+            json!({"source": slot.source_id, "tags": tags}),
+        );
+        return Ok(());
+    }
+    let created = match rds
+        .create_snapshot(slot.source, slot.source_id, &slot.name, &tags)
+        .await
+    {
+        Ok(s) => s,
+        // Two deliveries of one slot at once: the other one created it.
+        Err(e) if e.to_string().contains("AlreadyExists") => {
+            report.skip(
+                slot.name.as_str(),
+                "created by a concurrent delivery of the same slot",
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    report.done(
+        "create-snapshot",
+        slot.name.as_str(),
+        json!({"source": slot.source_id, "status": created.status, "tags": tags}),
+    );
+    report.details = json!({"snapshot": created, "tier": slot.tier, "created": true});
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_quota_is_a_clear_refusal() {
+        assert!(check_quota(None).is_ok());
+        assert!(check_quota(Some((99, 100))).is_ok());
+        let e = check_quota(Some((100, 100))).unwrap_err();
+        assert_eq!(e.error_type(), "Unsafe");
+        assert!(e.to_string().contains("100 of 100"));
+    }
+}

@@ -1,0 +1,193 @@
+//! snapshot's configuration, request, and the events that become a request.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::TASK;
+use crate::aws::rds_snapshots::SourceKind;
+use crate::config::{CommonConfig, Env, Vars};
+use crate::envelope::{self, Incoming};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopyDestination {
+    pub region: String,
+    pub kms_key_id: Option<String>,
+    pub share_with_account: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub common: CommonConfig,
+    pub source: SourceKind,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub kms_key: Option<String>,
+    pub pg_dump: PathBuf,
+    pub part_bytes: usize,
+    pub copy_destinations: Vec<CopyDestination>,
+}
+
+/// S3 parts are at least 5 MiB (but the last).
+const MIN_PART_MIB: usize = 5;
+
+impl SnapshotConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self> {
+        let common = CommonConfig::from_env(env)?;
+        let v = Vars(env);
+        let source = match v.get("PGSTEWARD_SNAPSHOT_SOURCE").as_deref() {
+            None | Some("instance") => SourceKind::Instance,
+            Some("cluster") => SourceKind::Cluster,
+            Some(other) => {
+                return Err(Error::InvalidConfig(format!(
+                    "PGSTEWARD_SNAPSHOT_SOURCE is '{other}': expected instance or cluster (Aurora), e.g. PGSTEWARD_SNAPSHOT_SOURCE=instance"
+                )))
+            }
+        };
+        let part_mib: usize = v.parse(
+            "PGSTEWARD_PART_SIZE_MIB",
+            8,
+            "a whole number of MiB, at least 5",
+            "8",
+        )?;
+        if part_mib < MIN_PART_MIB {
+            return Err(Error::InvalidConfig(format!(
+                "PGSTEWARD_PART_SIZE_MIB is '{part_mib}': S3 parts are at least 5 MiB, e.g. PGSTEWARD_PART_SIZE_MIB=8"
+            )));
+        }
+        let copy_destinations = match v.get("PGSTEWARD_COPY_DESTINATIONS") {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "PGSTEWARD_COPY_DESTINATIONS is not valid ({e}); e.g. PGSTEWARD_COPY_DESTINATIONS='[{{\"region\":\"us-west-2\"}}]'"
+                ))
+            })?,
+            None => vec![],
+        };
+        Ok(SnapshotConfig {
+            common,
+            source,
+            bucket: v.get("PGSTEWARD_BACKUP_BUCKET"),
+            prefix: v
+                .get("PGSTEWARD_BACKUP_PREFIX")
+                .unwrap_or_else(|| "pgsteward".into())
+                .trim_matches('/')
+                .to_string(),
+            kms_key: v.get("PGSTEWARD_BACKUP_KMS_KEY_ARN"),
+            pg_dump: PathBuf::from(
+                v.get("PGSTEWARD_PG_DUMP")
+                    .unwrap_or_else(|| "pg_dump".into()),
+            ),
+            part_bytes: part_mib * 1024 * 1024,
+            copy_destinations,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// An RDS instance or Aurora cluster snapshot.
+    #[default]
+    Snapshot,
+    /// `pg_dump -Fc` streamed to S3 with a manifest.
+    LogicalBackup,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Request {
+    #[serde(default)]
+    pub action: Action,
+    /// The schedule's slot (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`): names
+    /// the backup, so a repeated delivery finds it instead of making a second one.
+    pub scheduled_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+pub fn parse_event(event: Value, _config: &SnapshotConfig) -> Result<Request> {
+    match envelope::classify(event, TASK)? {
+        Incoming::Request(v) => envelope::parse_request(v, TASK),
+        Incoming::Alarm(a) => Err(Error::invalid(format!(
+            "snapshot does not act on alarms ('{}'); send {{\"action\":\"snapshot\"}} or {{\"action\":\"logical-backup\"}}",
+            a.alarm_name
+        ))),
+    }
+}
+
+/// The slot a run belongs to, to the minute.
+pub fn slot(req: &Request, now: DateTime<Utc>) -> DateTime<Utc> {
+    let t = req.scheduled_time.unwrap_or(now);
+    t.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(t)
+}
+
+/// Grandfather-father-son tier by the calendar: the 1st of a month is monthly, a Sunday
+/// weekly, any other day daily. Retention relies on it.
+pub fn tier(at: DateTime<Utc>) -> &'static str {
+    if at.day() == 1 {
+        "monthly"
+    } else if at.weekday() == Weekday::Sun {
+        "weekly"
+    } else {
+        "daily"
+    }
+}
+
+/// `pgsteward-<db>-<yyyymmdd-hhmm>`, valid as an RDS snapshot identifier (letters, digits,
+/// single hyphens).
+pub fn snapshot_name(db: &str, at: DateTime<Utc>) -> String {
+    let mut clean = String::new();
+    for c in db.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if !(c == '-' && clean.ends_with('-')) {
+            clean.push(c);
+        }
+    }
+    format!(
+        "pgsteward-{}-{}",
+        clean.trim_matches('-'),
+        at.format("%Y%m%d-%H%M")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn names_tiers_and_slots() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 37).unwrap();
+        assert_eq!(
+            snapshot_name("Orders_Prod..eu", at),
+            "pgsteward-orders-prod-eu-20261122-0200"
+        );
+        assert_eq!(tier(at), "weekly");
+        assert_eq!(
+            tier(Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).unwrap()),
+            "monthly"
+        );
+        assert_eq!(
+            tier(Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap()),
+            "daily"
+        );
+        let req = Request {
+            scheduled_time: Some(at),
+            ..Request::default()
+        };
+        assert_eq!(
+            slot(&req, Utc::now()),
+            Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap()
+        );
+    }
+}

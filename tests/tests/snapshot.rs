@@ -1,0 +1,382 @@
+//! snapshot against moto (RDS, S3) and a real PostgreSQL with the real pg_dump.
+
+use std::sync::Arc;
+
+use pgsteward_core::aws::objects::S3Objects;
+use pgsteward_core::aws::rds_snapshots::SdkRdsSnapshots;
+use pgsteward_core::snapshot::{SnapshotConfig, SnapshotTask};
+use pgsteward_tests::fixtures::{env, moto_deps};
+use pgsteward_tests::moto::Moto;
+use pgsteward_tests::postgres::Postgres;
+use pgsteward_tests::unique;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+async fn rds() -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::new(&Moto::shared().sdk_config().await)
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&Moto::shared().sdk_config().await)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn instance(id: &str) {
+    rds()
+        .await
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("postgres")
+        .master_user_password("not-used-here")
+        .send()
+        .await
+        .expect("moto instance");
+}
+
+async fn task(vars: &[(&str, &str)]) -> SnapshotTask {
+    let mut all = vec![(
+        "PGSTEWARD_DATABASE_URL",
+        "postgresql://u@127.0.0.1:1/db?sslmode=disable",
+    )];
+    all.extend_from_slice(vars);
+    let config = SnapshotConfig::from_env(&env(&all)).unwrap();
+    let sdk = Moto::shared().sdk_config().await;
+    let store = config
+        .bucket
+        .clone()
+        .map(|b| Arc::new(S3Objects::new(&sdk, b, None)) as _);
+    SnapshotTask::new(
+        config,
+        moto_deps(None).await,
+        Arc::new(SdkRdsSnapshots::new(&sdk)),
+        store,
+    )
+}
+
+fn id() -> String {
+    unique("orders").replace('_', "-")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_snapshot_per_slot_however_often_the_schedule_delivers() {
+    let db = id();
+    instance(&db).await;
+    let task = Arc::new(task(&[("PGSTEWARD_DB_IDENTIFIER", &db)]).await);
+    let event = json!({"action": "snapshot", "scheduledTime": "2026-11-22T02:00:00Z"});
+    let runs: Vec<_> = (0..100)
+        .map(|_| {
+            let (task, event) = (task.clone(), event.clone());
+            tokio::spawn(async move { task.handle(event, None).await })
+        })
+        .collect();
+    let mut created = 0;
+    for r in runs {
+        let report = r.await.unwrap().unwrap();
+        created += report["done"].as_array().unwrap().len();
+    }
+    assert_eq!(created, 1, "exactly one delivery creates the snapshot");
+    let name = format!("pgsteward-{db}-20261122-0200");
+    let snaps = rds()
+        .await
+        .describe_db_snapshots()
+        .db_instance_identifier(&db)
+        .send()
+        .await
+        .unwrap();
+    let ours: Vec<_> = snaps
+        .db_snapshots()
+        .iter()
+        .filter(|s| s.db_snapshot_identifier() == Some(name.as_str()))
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let tags = rds()
+        .await
+        .list_tags_for_resource()
+        .resource_name(ours[0].db_snapshot_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    assert_eq!(tag("pgsteward:managed").as_deref(), Some("true"));
+    assert_eq!(
+        tag("pgsteward:tier").as_deref(),
+        Some("weekly"),
+        "2026-11-22 is a Sunday"
+    );
+    assert_eq!(
+        tag("pgsteward:schedule").as_deref(),
+        Some("2026-11-22T02:00:00+00:00")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_that_cannot_be_snapshotted_are_named() {
+    let missing = task(&[("PGSTEWARD_DB_IDENTIFIER", "no-such-db")]).await;
+    let err = missing
+        .handle(json!({"action": "snapshot"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "NotFound");
+    assert!(err.to_string().contains("no-such-db"), "{err}");
+
+    let db = id();
+    instance(&db).await;
+    rds()
+        .await
+        .stop_db_instance()
+        .db_instance_identifier(&db)
+        .send()
+        .await
+        .unwrap();
+    let stopped = task(&[("PGSTEWARD_DB_IDENTIFIER", &db)]).await;
+    let err = stopped
+        .handle(json!({"action": "snapshot"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InvalidInput");
+    assert!(err.to_string().contains("stopped"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aurora_clusters_are_retried_until_available_then_snapshotted() {
+    let cluster = id();
+    rds()
+        .await
+        .create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("not-used-here")
+        .send()
+        .await
+        .expect("moto cluster");
+    let task = task(&[
+        ("PGSTEWARD_DB_IDENTIFIER", &cluster),
+        ("PGSTEWARD_SNAPSHOT_SOURCE", "cluster"),
+    ])
+    .await;
+    let event = json!({"action": "snapshot", "scheduledTime": "2026-11-23T02:00:00Z"});
+    let mut report = None;
+    for _ in 0..5 {
+        match task.handle(event.clone(), None).await {
+            Ok(r) => {
+                report = Some(r);
+                break;
+            }
+            Err(e) => assert_eq!(e.error_type(), "Retryable", "{e}"),
+        }
+    }
+    let report = report.expect("the cluster became available");
+    assert_eq!(
+        report["done"][0]["target"],
+        format!("pgsteward-{cluster}-20261123-0200")
+    );
+    assert_eq!(report["details"]["tier"], "daily");
+}
+
+async fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let out = s3()
+        .await
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logical_backup_is_streamed_checksummed_and_counted_in_its_own_snapshot() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("dump").await;
+    let admin = pg.admin(&db).await;
+    admin
+        .batch_execute(
+            r#"CREATE SCHEMA "Sales"; CREATE TABLE "Sales"."Order Items" (id serial PRIMARY KEY, note text);
+               INSERT INTO "Sales"."Order Items" (note) SELECT md5(g::text) FROM generate_series(1, 600000) g;
+               CREATE TABLE events (id serial PRIMARY KEY, payload text);"#,
+        )
+        .await
+        .unwrap();
+    // Another session keeps inserting while the dump runs.
+    let writer = pg.admin(&db).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_writer = stop.clone();
+    let inserting = tokio::spawn(async move {
+        while !stop_writer.load(std::sync::atomic::Ordering::SeqCst) {
+            if writer.batch_execute("INSERT INTO events (payload) SELECT md5(random()::text) FROM generate_series(1, 50)").await.is_err() {
+                break;
+            }
+        }
+    });
+    let bucket = unique("backups").replace('_', "-");
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let url = pg.admin_url(&db);
+    let task = task(&[
+        ("PGSTEWARD_DATABASE_URL", &url),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+        ("PGSTEWARD_PART_SIZE_MIB", "5"),
+    ])
+    .await;
+    let event = json!({"action": "logical-backup", "scheduledTime": "2026-11-22T02:30:00Z"});
+    let report = task.handle(event.clone(), None).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    inserting.await.unwrap();
+    let manifest: Value = report["details"]["manifest"].clone();
+    let key = manifest["dumpKey"].as_str().unwrap().to_string();
+    assert_eq!(
+        key,
+        "pgsteward/orders-prod/2026/11/22/orders-prod-20261122-0230.dump"
+    );
+    let dump = object(&bucket, &key).await.expect("the dump object");
+    assert_eq!(dump.len() as u64, manifest["sizeBytes"].as_u64().unwrap());
+    assert!(manifest["parts"].as_u64().unwrap() >= 2, "{manifest}");
+    let sha: String = sha2::Sha256::digest(&dump)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sha, manifest["sha256"].as_str().unwrap());
+    let stored: Value = serde_json::from_slice(
+        &object(&bucket, &key.replace(".dump", ".manifest.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored, manifest);
+
+    // Restore it: every table has exactly the rows the manifest says.
+    let restored = pg.create_database("restored").await;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &dump).unwrap();
+    let out = std::process::Command::new("pg_restore")
+        .args([
+            "--no-owner",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &restored,
+        ])
+        .arg(file.path())
+        .env("PGPASSWORD", &pg.superuser_password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = pg.admin(&restored).await;
+    for t in manifest["tables"].as_array().unwrap() {
+        let sql = format!(
+            "SELECT count(*) FROM {}",
+            pgsteward_core::pg::quote_qualified(
+                t["schema"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        );
+        let n: i64 = check.query_one(&sql, &[]).await.unwrap().get(0);
+        assert_eq!(n, t["rows"].as_i64().unwrap(), "{t}");
+    }
+
+    // The same slot again: found, not dumped twice.
+    let again = task.handle(event, None).await.unwrap();
+    assert!(again["done"].as_array().unwrap().is_empty());
+    assert!(again["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("exists already"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dump_killed_mid_stream_leaves_nothing_behind() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("dump_killed").await;
+    pg.admin(&db)
+        .await
+        .batch_execute(
+            "CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 300000) g",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pg_dump");
+    // The real pg_dump, cut off after 6 MB as if killed.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\npg_dump \"$@\" | head -c 6000000\nexit 137\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let bucket = unique("killed").replace('_', "-");
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let url = pg.admin_url(&db);
+    let task = task(&[
+        ("PGSTEWARD_DATABASE_URL", &url),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+        ("PGSTEWARD_PART_SIZE_MIB", "5"),
+        ("PGSTEWARD_PG_DUMP", script.to_str().unwrap()),
+    ])
+    .await;
+    let err = task
+        .handle(json!({"action": "logical-backup"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Retryable");
+    assert!(err.to_string().contains("pg_dump failed"), "{err}");
+    let listed = s3()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "objects left: {:?}",
+        listed.contents()
+    );
+    let uploads = s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the multipart upload was not aborted"
+    );
+}
