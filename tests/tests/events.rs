@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use pgsteward_core::health_check::{self, HealthCheckConfig};
+use pgsteward_core::snapshot::{self, SnapshotConfig};
 use pgsteward_core::vacuum_sweep::{self, VacuumConfig};
 use pgsteward_tests::repo_root;
 use serde_json::Value;
@@ -21,6 +22,7 @@ fn every_sample_event_parses_for_its_function() {
     .collect();
     let hc = HealthCheckConfig::from_env(&env).unwrap();
     let vs = VacuumConfig::from_env(&env).unwrap();
+    let sn = SnapshotConfig::from_env(&env).unwrap();
     let mut seen = 0;
     for dir in std::fs::read_dir(repo_root().join("events")).unwrap() {
         let dir = dir.unwrap().path();
@@ -38,10 +40,13 @@ fn every_sample_event_parses_for_its_function() {
                     vacuum_sweep::parse_event(event, &vs)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
+                snapshot::TASK => {
+                    snapshot::parse_event(event, &sn).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
                 other => panic!("events/{other}/ has no function to parse it"),
             }
             seen += 1;
         }
     }
-    assert!(seen >= 9, "only {seen} events found");
+    assert!(seen >= 12, "only {seen} events found");
 }

@@ -232,3 +232,53 @@ async fn vacuum_sweep_runs_its_sample_events() {
     assert_eq!(done, vec!["billing.invoices", "public.orders"]);
     assert!(report["continuation"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_runs_its_sample_events() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("lambda_snap").await;
+    let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let sdk = Moto::shared().sdk_config().await;
+    aws_sdk_rds::Client::new(&sdk)
+        .create_db_instance()
+        .db_instance_identifier("orders-prod")
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("postgres")
+        .master_user_password("not-used-here")
+        .send()
+        .await
+        .expect("moto instance");
+    let bucket = pgsteward_tests::unique("lambda-backups").replace('_', "-");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let api = RuntimeApi::start().await;
+    let child = spawn_named(
+        "snapshot",
+        &api,
+        &[
+            ("PGSTEWARD_DB_SECRET_ARN", arn),
+            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
+            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
+            ("PGSTEWARD_BACKUP_BUCKET", bucket),
+        ],
+    );
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("events/snapshot").join(name)).unwrap()).unwrap()
+    };
+    for name in ["console-dry-run.json", "daily-schedule.json", "logical-backup-schedule.json"] {
+        api.push(name, read(name));
+    }
+    let outcomes = api.wait_outcomes(3, 120).await;
+    let logs = stop(child);
+    assert_eq!(outcomes.len(), 3, "{logs}");
+    let actions: Vec<String> = outcomes
+        .iter()
+        .map(|(id, o)| match o {
+            Outcome::Response(r) => r["done"][0]["action"].as_str().unwrap_or("").to_string(),
+            Outcome::Error(e) => panic!("{id}: {e}\n{logs}"),
+        })
+        .collect();
+    assert_eq!(actions, vec!["would-create-snapshot", "create-snapshot", "logical-backup"]);
+}
