@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub const FUNCTIONS: &[&str] = &["health-check", "vacuum-sweep"];
+pub const FUNCTIONS: &[&str] = &["health-check", "vacuum-sweep", "snapshot"];
 
 #[derive(Parser)]
 #[command(
@@ -98,11 +98,32 @@ PGSTEWARD_MAINTENANCE_WINDOW=sun:03:00-sun:05:00 PGSTEWARD_FREE_STORAGE_BYTES=50
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Take this slot's backup: an RDS/Aurora snapshot of PGSTEWARD_DB_IDENTIFIER (named
+    /// pgsteward-<db>-<yyyymmdd-hhmm>, tagged as managed; a second run in the same minute finds
+    /// it), or with --logical a pg_dump -Fc streamed into S3 with a SHA-256 and a manifest
+    #[command(
+        name = "snapshot",
+        after_help = "Examples:\n  pgsteward snapshot --dry-run\n  \
+pgsteward snapshot --logical --bucket orders-backups --database-url 'postgresql://app@db/orders?sslrootcert=ca.pem'"
+    )]
+    Snapshot {
+        /// A logical backup (pg_dump to S3) instead of an RDS snapshot
+        #[arg(long)]
+        logical: bool,
+        /// The S3 bucket for --logical (else PGSTEWARD_BACKUP_BUCKET)
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Say what would be created; create nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a Lambda handler in-process on an event file and print its JSON result; on failure
     /// print {errorType, errorMessage} and exit non-zero. Configuration comes from the same
     /// environment variables the Lambda reads
     Invoke {
-        /// The function: health-check or vacuum-sweep
+        /// The function: health-check, vacuum-sweep or snapshot
         function: String,
         /// A JSON event, e.g. one from events/<function>/
         #[arg(long)]

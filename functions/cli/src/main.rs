@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use pgsteward_core::health_check::{self, HealthCheck, HealthCheckConfig};
+use pgsteward_core::snapshot::{self, SnapshotConfig, SnapshotTask};
 use pgsteward_core::vacuum_sweep::{self, VacuumConfig, VacuumSweep};
 use pgsteward_core::{Deps, Error, Result};
 use serde_json::Value;
@@ -66,6 +67,33 @@ async fn vacuum_task(env: &HashMap<String, String>) -> Result<VacuumSweep> {
     let config = VacuumConfig::from_env(env)?;
     let deps = Deps::from_sdk(&config.common).await;
     Ok(VacuumSweep::new(config, deps))
+}
+
+async fn snapshot_task(env: &HashMap<String, String>) -> Result<SnapshotTask> {
+    let config = SnapshotConfig::from_env(env)?;
+    let sdk = Deps::load_sdk(&config.common).await;
+    let deps = Deps::with_sdk(&config.common, &sdk);
+    let rds = std::sync::Arc::new(pgsteward_core::aws::rds_snapshots::SdkRdsSnapshots::new(&sdk));
+    let store = config.bucket.clone().map(|b| {
+        std::sync::Arc::new(pgsteward_core::aws::objects::S3Objects::new(&sdk, b, config.kms_key.clone()))
+            as std::sync::Arc<dyn pgsteward_core::aws::objects::ObjectStore>
+    });
+    Ok(SnapshotTask::new(config, deps, rds, store))
+}
+
+/// Done, skipped and warnings, one line each: the shape every task's report shares.
+fn summary(report: &pgsteward_core::report::Report) -> String {
+    let mut out = format!("{} {}{}\n", report.task, report.target, if report.dry_run { " (dry run)" } else { "" });
+    for d in &report.done {
+        out.push_str(&format!("{}: {}  {}\n", d.action, d.target, d.detail));
+    }
+    for s in &report.skipped {
+        out.push_str(&format!("skipped {}: {}\n", s.item, s.reason));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
 }
 
 /// One line per finished relation on a terminal's stderr.
@@ -153,6 +181,20 @@ async fn run(cli: Cli) -> Result<String> {
                 Format::Table => vacuum_sweep::render::table(&report),
             })
         }
+        Command::Snapshot { logical, bucket, dry_run, format } => {
+            let mut env = env.clone();
+            if let Some(b) = bucket {
+                env.insert("PGSTEWARD_BACKUP_BUCKET".into(), b);
+            }
+            let task = snapshot_task(&env).await?;
+            let action = if logical { "logical-backup" } else { "snapshot" };
+            let request = snapshot::parse_event(serde_json::json!({"action": action, "dryRun": dry_run}), &task.config)?;
+            let report = task.run(&request, None).await?;
+            Ok(match format {
+                Format::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("report json")),
+                Format::Table => summary(&report),
+            })
+        }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).map_err(|e| {
                 Error::invalid(format!("cannot read event file {}: {e}", event.display()))
@@ -163,6 +205,7 @@ async fn run(cli: Cli) -> Result<String> {
             let result = match function.as_str() {
                 health_check::TASK => health_check_task(&env).await?.handle(payload).await?,
                 vacuum_sweep::TASK => vacuum_task(&env).await?.handle(payload, None).await?,
+                snapshot::TASK => snapshot_task(&env).await?.handle(payload, None).await?,
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown function '{other}'; known: {}",
