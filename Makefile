@@ -36,6 +36,7 @@ bench:
 	@EXTRA_PACKAGES="hello-lambda pgsteward-cli" scripts/package.sh
 	@bench/run.sh
 	@bench/vacuum.sh
+	@bench/snapshot.sh
 
 clean:
 	cargo clean
