@@ -58,7 +58,7 @@ step "sample schema: shop.orders with half its rows dead, a session idle in a tr
 # pgsteward owns the database: VACUUM needs the table's or the database's owner (PostgreSQL 15).
 psql_demo postgres <<'SQL'
 CREATE ROLE app LOGIN PASSWORD 'app-pw';
-CREATE ROLE pgsteward LOGIN PASSWORD 'steward-pw' IN ROLE pg_monitor, pg_signal_backend;
+CREATE ROLE pgsteward LOGIN PASSWORD 'steward-pw' IN ROLE pg_monitor, pg_signal_backend, pg_read_all_data;
 CREATE DATABASE shop OWNER pgsteward;
 SQL
 psql_demo shop <<'SQL'
@@ -117,4 +117,17 @@ step "pgsteward vacuum-sweep --dry-run: the plan, with the reason for every tabl
 step "pgsteward vacuum-sweep --jobs 2: VACUUM (ANALYZE) of what needs it, SKIP_LOCKED, lock_timeout"
 "$pgsteward" vacuum-sweep --database-url "$url" --jobs 2
 
-step "done: the forgotten transaction was terminated, orders was vacuumed, the reports went to EventBridge (moto)"
+.venv/bin/python - <<'PY'
+import boto3
+boto3.client("s3").create_bucket(Bucket="demo-backups")
+boto3.client("rds").create_db_instance(DBInstanceIdentifier="orders-prod", DBInstanceClass="db.t3.micro",
+    Engine="postgres", AllocatedStorage=20, MasterUsername="postgres", MasterUserPassword="not-used-here")
+PY
+step "pgsteward snapshot: the RDS snapshot of this slot (moto), tagged as managed; a second run finds it"
+PGSTEWARD_DB_IDENTIFIER=orders-prod "$pgsteward" snapshot --database-url "$url"
+PGSTEWARD_DB_IDENTIFIER=orders-prod "$pgsteward" snapshot --database-url "$url"
+
+step "pgsteward snapshot --logical: pg_dump -Fc streamed into S3 (moto) with a SHA-256 and a manifest"
+PGSTEWARD_DB_IDENTIFIER=shop "$pgsteward" snapshot --logical --bucket demo-backups --database-url "$url"
+
+step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken, the reports went to EventBridge (moto)"

@@ -41,7 +41,8 @@ fn every_sample_event_parses_for_its_function() {
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
                 snapshot::TASK => {
-                    snapshot::parse_event(event, &sn).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    snapshot::parse_event(event, &sn)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
                 other => panic!("events/{other}/ has no function to parse it"),
             }

@@ -251,7 +251,11 @@ async fn snapshot_runs_its_sample_events() {
         .await
         .expect("moto instance");
     let bucket = pgsteward_tests::unique("lambda-backups").replace('_', "-");
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let api = RuntimeApi::start().await;
     let child = spawn_named(
@@ -265,9 +269,16 @@ async fn snapshot_runs_its_sample_events() {
         ],
     );
     let read = |name: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("events/snapshot").join(name)).unwrap()).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("events/snapshot").join(name)).unwrap(),
+        )
+        .unwrap()
     };
-    for name in ["console-dry-run.json", "daily-schedule.json", "logical-backup-schedule.json"] {
+    for name in [
+        "console-dry-run.json",
+        "daily-schedule.json",
+        "logical-backup-schedule.json",
+    ] {
         api.push(name, read(name));
     }
     let outcomes = api.wait_outcomes(3, 120).await;
@@ -280,5 +291,8 @@ async fn snapshot_runs_its_sample_events() {
             Outcome::Error(e) => panic!("{id}: {e}\n{logs}"),
         })
         .collect();
-    assert_eq!(actions, vec!["would-create-snapshot", "create-snapshot", "logical-backup"]);
+    assert_eq!(
+        actions,
+        vec!["would-create-snapshot", "create-snapshot", "logical-backup"]
+    );
 }

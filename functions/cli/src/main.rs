@@ -73,17 +73,27 @@ async fn snapshot_task(env: &HashMap<String, String>) -> Result<SnapshotTask> {
     let config = SnapshotConfig::from_env(env)?;
     let sdk = Deps::load_sdk(&config.common).await;
     let deps = Deps::with_sdk(&config.common, &sdk);
-    let rds = std::sync::Arc::new(pgsteward_core::aws::rds_snapshots::SdkRdsSnapshots::new(&sdk));
+    let rds = std::sync::Arc::new(pgsteward_core::aws::rds_snapshots::SdkRdsSnapshots::new(
+        &sdk,
+    ));
     let store = config.bucket.clone().map(|b| {
-        std::sync::Arc::new(pgsteward_core::aws::objects::S3Objects::new(&sdk, b, config.kms_key.clone()))
-            as std::sync::Arc<dyn pgsteward_core::aws::objects::ObjectStore>
+        std::sync::Arc::new(pgsteward_core::aws::objects::S3Objects::new(
+            &sdk,
+            b,
+            config.kms_key.clone(),
+        )) as std::sync::Arc<dyn pgsteward_core::aws::objects::ObjectStore>
     });
     Ok(SnapshotTask::new(config, deps, rds, store))
 }
 
 /// Done, skipped and warnings, one line each: the shape every task's report shares.
 fn summary(report: &pgsteward_core::report::Report) -> String {
-    let mut out = format!("{} {}{}\n", report.task, report.target, if report.dry_run { " (dry run)" } else { "" });
+    let mut out = format!(
+        "{} {}{}\n",
+        report.task,
+        report.target,
+        if report.dry_run { " (dry run)" } else { "" }
+    );
     for d in &report.done {
         out.push_str(&format!("{}: {}  {}\n", d.action, d.target, d.detail));
     }
@@ -181,17 +191,32 @@ async fn run(cli: Cli) -> Result<String> {
                 Format::Table => vacuum_sweep::render::table(&report),
             })
         }
-        Command::Snapshot { logical, bucket, dry_run, format } => {
+        Command::Snapshot {
+            logical,
+            bucket,
+            dry_run,
+            format,
+        } => {
             let mut env = env.clone();
             if let Some(b) = bucket {
                 env.insert("PGSTEWARD_BACKUP_BUCKET".into(), b);
             }
             let task = snapshot_task(&env).await?;
-            let action = if logical { "logical-backup" } else { "snapshot" };
-            let request = snapshot::parse_event(serde_json::json!({"action": action, "dryRun": dry_run}), &task.config)?;
+            let action = if logical {
+                "logical-backup"
+            } else {
+                "snapshot"
+            };
+            let request = snapshot::parse_event(
+                serde_json::json!({"action": action, "dryRun": dry_run}),
+                &task.config,
+            )?;
             let report = task.run(&request, None).await?;
             Ok(match format {
-                Format::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("report json")),
+                Format::Json => format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&report).expect("report json")
+                ),
                 Format::Table => summary(&report),
             })
         }

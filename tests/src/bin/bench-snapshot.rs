@@ -12,13 +12,23 @@ use pgsteward_tests::postgres::Postgres;
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Runs `cmd`, returning (seconds, peak RSS in KiB sampled from /proc while it runs).
 fn run_sampled(cmd: &mut Command) -> (f64, u64) {
     let t = Instant::now();
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut peak = 0;
     loop {
         if let Some(k) = vm_hwm_kib(child.id()) {
@@ -37,16 +47,29 @@ fn run_sampled(cmd: &mut Command) -> (f64, u64) {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bin = args.get(1).expect("PGSTEWARD_BIN").clone();
-    let sizes: Vec<u64> = args.get(2).map_or("200,1000", String::as_str).split(',').map(|s| s.parse().unwrap()).collect();
+    let sizes: Vec<u64> = args
+        .get(2)
+        .map_or("200,1000", String::as_str)
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
     let pg = Postgres::shared();
     let moto = Moto::shared();
     let sdk = moto.sdk_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
     println!("| database | dump size | pg_dump -Fc -f file | pgsteward (streamed to S3) | throughput ratio | peak RSS pgsteward |");
     println!("|---|---|---|---|---|---|");
     for mb in sizes {
         let db = format!("bench_{mb}mb");
-        pg.admin("postgres").await.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+        pg.admin("postgres")
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
         let c = pg.admin(&db).await;
         // ~200 bytes a row on disk; md5 text compresses about 2:1 in -Fc.
         let rows = mb * 1024 * 1024 / 200;
@@ -57,11 +80,26 @@ async fn main() {
         ))
         .await
         .unwrap();
-        let size: i64 = c.query_one("SELECT pg_database_size(current_database())", &[]).await.unwrap().get(0);
+        let size: i64 = c
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .unwrap()
+            .get(0);
         let file = std::env::temp_dir().join(format!("{db}.dump"));
         let (t_file, _) = run_sampled(
             Command::new("pg_dump")
-                .args(["-Fc", "-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-d", &db, "-f"])
+                .args([
+                    "-Fc",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &pg.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    &db,
+                    "-f",
+                ])
                 .arg(&file)
                 .env("PGPASSWORD", &pg.superuser_password),
         );
@@ -71,7 +109,14 @@ async fn main() {
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         let (t_ours, rss) = run_sampled(
             Command::new(&bin)
-                .args(["snapshot", "--logical", "--bucket", &bucket, "--database-url", &pg.admin_url(&db)])
+                .args([
+                    "snapshot",
+                    "--logical",
+                    "--bucket",
+                    &bucket,
+                    "--database-url",
+                    &pg.admin_url(&db),
+                ])
                 .envs(moto.env())
                 .env("PGSTEWARD_DB_IDENTIFIER", &db),
         );

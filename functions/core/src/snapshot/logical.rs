@@ -300,9 +300,14 @@ async fn stream(
         .map_err(|e| Error::internal(format!("waiting for pg_dump failed: {e}")))?;
     let err_text = b.target.scrub(stderr_task.await.unwrap_or_default());
     if !status.success() {
+        let why = err_text.trim().chars().take(2000).collect::<String>();
+        if why.contains("permission denied") {
+            return Err(Error::InvalidConfig(format!(
+                "pg_dump failed: {why}; the role needs to read every table (GRANT pg_read_all_data TO it); nothing was kept"
+            )));
+        }
         return Err(Error::Retryable(format!(
-            "pg_dump failed ({status}): {}; nothing was kept",
-            err_text.trim().chars().take(2000).collect::<String>()
+            "pg_dump failed ({status}): {why}; nothing was kept"
         )));
     }
     if total == 0 {

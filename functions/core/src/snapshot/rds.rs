@@ -87,10 +87,12 @@ pub async fn take(
                 slot.source_id
             )))
         }
-        Some(s) => return Err(Error::invalid(format!(
+        Some(s) => {
+            return Err(Error::invalid(format!(
             "{kind} '{}' is {s}: RDS cannot snapshot it in this state; start or repair it first",
             slot.source_id
-        ))),
+        )))
+        }
     }
     let quota = rds.manual_snapshot_quota().await?;
     check_quota(quota)?;
