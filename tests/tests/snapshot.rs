@@ -380,3 +380,78 @@ async fn a_dump_killed_mid_stream_leaves_nothing_behind() {
         "the multipart upload was not aborted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_snapshot_is_copied_once_to_each_destination_with_its_tags() {
+    let db = id();
+    instance(&db).await;
+    let vars = [
+        ("PGSTEWARD_DB_IDENTIFIER", db.as_str()),
+        (
+            "PGSTEWARD_COPY_DESTINATIONS",
+            r#"[{"region": "us-west-2"}]"#,
+        ),
+    ];
+    let task = task(&vars).await;
+    let made = task
+        .handle(
+            json!({"action": "snapshot", "scheduledTime": "2026-11-24T02:00:00Z"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let name = made["done"][0]["target"].as_str().unwrap().to_string();
+    let arn = made["details"]["snapshot"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../../events/snapshot/rds-snapshot-created.json"
+    ))
+    .unwrap();
+    event["detail"]["SourceIdentifier"] = json!(name);
+    event["detail"]["SourceArn"] = json!(arn);
+
+    let copied = task.handle(event.clone(), None).await.unwrap();
+    assert_eq!(copied["done"][0]["action"], "copy-snapshot", "{copied}");
+    let west = aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&Moto::shared().sdk_config().await)
+            .region(aws_sdk_rds::config::Region::new("us-west-2"))
+            .build(),
+    );
+    let copies = west
+        .describe_db_snapshots()
+        .db_snapshot_identifier(&name)
+        .send()
+        .await
+        .unwrap();
+    let copy = &copies.db_snapshots()[0];
+    let tags = west
+        .list_tags_for_resource()
+        .resource_name(copy.db_snapshot_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<_> = tags.tag_list().iter().filter_map(|t| t.key()).collect();
+    assert!(
+        keys.contains(&"pgsteward:tier") && keys.contains(&"pgsteward:copy-of"),
+        "{keys:?}"
+    );
+
+    let again = task.handle(event.clone(), None).await.unwrap();
+    assert!(again["done"].as_array().unwrap().is_empty());
+    assert!(again["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("exists already"));
+
+    let mut foreign = event;
+    foreign["detail"]["SourceIdentifier"] = json!("rds:orders-prod-2026-11-22-02-00");
+    let err = task.handle(foreign, None).await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidInput");
+    assert!(
+        err.to_string()
+            .contains("not one of this function's managed snapshots"),
+        "{err}"
+    );
+}

@@ -81,6 +81,36 @@ pub fn classify(event: Value, task: &str) -> Result<Incoming> {
     }
 }
 
+/// An RDS event delivered by EventBridge (`source: aws.rds`), e.g. "RDS DB Snapshot Event".
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdsEvent {
+    pub detail_type: String,
+    pub event_id: String,
+    pub source_identifier: String,
+    pub source_arn: String,
+}
+
+/// Recognises an RDS event; tasks that react to one check it before `classify`.
+pub fn rds_event(event: &Value) -> Option<RdsEvent> {
+    if event.get("source")?.as_str()? != "aws.rds" {
+        return None;
+    }
+    let detail = event.get("detail")?;
+    let text = |k: &str| {
+        detail
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(RdsEvent {
+        detail_type: event.get("detail-type")?.as_str()?.to_string(),
+        event_id: text("EventID"),
+        source_identifier: text("SourceIdentifier"),
+        source_arn: text("SourceArn"),
+    })
+}
+
 /// Deserializes the task's own request, naming the bad field or value.
 pub fn parse_request<T: DeserializeOwned>(value: Value, task: &str) -> Result<T> {
     serde_json::from_value(value).map_err(|e| {

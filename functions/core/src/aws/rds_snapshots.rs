@@ -42,17 +42,40 @@ pub trait RdsSnapshots: Send + Sync {
     ) -> Result<SnapshotInfo>;
     /// (used, max) of the account's manual-snapshot quota, when the API tells.
     async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>>;
+    /// Snapshot copies still in progress in `region` (RDS allows 5 cross-Region copies at once).
+    async fn copies_in_progress(&self, kind: SourceKind, region: &str) -> Result<usize>;
+    /// Whether `snapshot_id` exists in `region`.
+    async fn exists_in(&self, kind: SourceKind, region: &str, snapshot_id: &str) -> Result<bool>;
+    /// Starts a copy of `source_arn` into `region` as `target_id`, tags copied and added.
+    async fn copy_to(
+        &self,
+        kind: SourceKind,
+        source_arn: &str,
+        region: &str,
+        target_id: &str,
+        kms_key: Option<&str>,
+        tags: &[(String, String)],
+    ) -> Result<()>;
 }
 
 pub struct SdkRdsSnapshots {
     client: aws_sdk_rds::Client,
+    config: SdkConfig,
 }
 
 impl SdkRdsSnapshots {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: aws_sdk_rds::Client::new(config),
+            config: config.clone(),
         }
+    }
+
+    fn in_region(&self, region: &str) -> aws_sdk_rds::Client {
+        let conf = aws_sdk_rds::config::Builder::from(&self.config)
+            .region(aws_config::Region::new(region.to_string()))
+            .build();
+        aws_sdk_rds::Client::from_conf(conf)
     }
 }
 
@@ -225,5 +248,79 @@ impl RdsSnapshots for SdkRdsSnapshots {
             .iter()
             .find(|q| q.account_quota_name() == Some("ManualSnapshots"))
             .and_then(|q| Some((q.used()?, q.max()?))))
+    }
+
+    async fn copies_in_progress(&self, kind: SourceKind, region: &str) -> Result<usize> {
+        let client = self.in_region(region);
+        let what = format!("list snapshots in {region}");
+        let busy = |s: Option<&str>| matches!(s, Some("creating" | "copying" | "pending"));
+        Ok(match kind {
+            SourceKind::Instance => client
+                .describe_db_snapshots()
+                .snapshot_type("manual")
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))?
+                .db_snapshots()
+                .iter()
+                .filter(|s| busy(s.status()))
+                .count(),
+            SourceKind::Cluster => client
+                .describe_db_cluster_snapshots()
+                .snapshot_type("manual")
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))?
+                .db_cluster_snapshots()
+                .iter()
+                .filter(|s| busy(s.status()))
+                .count(),
+        })
+    }
+
+    async fn exists_in(&self, kind: SourceKind, region: &str, snapshot_id: &str) -> Result<bool> {
+        let regional = SdkRdsSnapshots {
+            client: self.in_region(region),
+            config: self.config.clone(),
+        };
+        Ok(regional.find_snapshot(kind, snapshot_id).await?.is_some())
+    }
+
+    async fn copy_to(
+        &self,
+        kind: SourceKind,
+        source_arn: &str,
+        region: &str,
+        target_id: &str,
+        kms_key: Option<&str>,
+        pairs: &[(String, String)],
+    ) -> Result<()> {
+        let client = self.in_region(region);
+        let what = format!("copy {source_arn} to {region} as {target_id}");
+        // RDS builds the cross-Region pre-signed request itself outside GovCloud.
+        match kind {
+            SourceKind::Instance => client
+                .copy_db_snapshot()
+                .source_db_snapshot_identifier(source_arn)
+                .target_db_snapshot_identifier(target_id)
+                .set_kms_key_id(kms_key.map(str::to_string))
+                .copy_tags(true)
+                .set_tags(Some(tags(pairs)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_sdk_error(e, &what)),
+            SourceKind::Cluster => client
+                .copy_db_cluster_snapshot()
+                .source_db_cluster_snapshot_identifier(source_arn)
+                .target_db_cluster_snapshot_identifier(target_id)
+                .set_kms_key_id(kms_key.map(str::to_string))
+                .copy_tags(true)
+                .set_tags(Some(tags(pairs)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_sdk_error(e, &what)),
+        }
     }
 }

@@ -70,6 +70,21 @@ impl SnapshotTask {
                 self.logical(slot, deadline, req.dry_run, &mut report)
                     .await?
             }
+            Action::Copy => {
+                let event = req.copy.as_ref().ok_or_else(|| {
+                    Error::invalid("a copy starts from the RDS snapshot event (\"RDS DB Snapshot Event\"), not from a request")
+                })?;
+                report.target = event.source_identifier.clone();
+                rds::copy(
+                    &*self.rds,
+                    self.config.source,
+                    event,
+                    &self.config.copy_destinations,
+                    req.dry_run,
+                    &mut report,
+                )
+                .await?;
+            }
         }
         report.finished_at = clock.now();
         if let Err(e) = self.deps.reports.publish(&report).await {

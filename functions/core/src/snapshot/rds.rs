@@ -144,6 +144,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_slot_is_read_back_from_the_name() {
+        let at = slot_of("pgsteward-orders-prod-20261122-0200").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-22T02:00:00+00:00");
+        assert!(slot_of("rds:orders").is_none());
+    }
+
+    #[test]
     fn a_full_quota_is_a_clear_refusal() {
         assert!(check_quota(None).is_ok());
         assert!(check_quota(Some((99, 100))).is_ok());
@@ -151,4 +158,94 @@ mod tests {
         assert_eq!(e.error_type(), "Unsafe");
         assert!(e.to_string().contains("100 of 100"));
     }
+}
+
+/// The slot encoded at the end of a managed snapshot's name (`…-yyyymmdd-hhmm`).
+pub fn slot_of(name: &str) -> Option<DateTime<Utc>> {
+    let suffix = name.get(name.len().checked_sub(13)?..)?;
+    chrono::NaiveDateTime::parse_from_str(suffix, "%Y%m%d-%H%M")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// RDS runs at most this many cross-Region snapshot copies at once per destination.
+pub const MAX_CONCURRENT_COPIES: usize = 5;
+
+/// Copies a managed snapshot to every destination that lacks it, with its tags.
+pub async fn copy(
+    rds: &dyn RdsSnapshots,
+    kind: SourceKind,
+    event: &crate::envelope::RdsEvent,
+    destinations: &[super::request::CopyDestination],
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    if destinations.is_empty() {
+        report.skip(
+            event.source_identifier.as_str(),
+            "no copy destinations configured (PGSTEWARD_COPY_DESTINATIONS)",
+        );
+        return Ok(());
+    }
+    let source = if event.source_arn.is_empty() {
+        event.source_identifier.as_str()
+    } else {
+        event.source_arn.as_str()
+    };
+    for d in destinations {
+        let target = format!("{} in {}", event.source_identifier, d.region);
+        if rds
+            .exists_in(kind, &d.region, &event.source_identifier)
+            .await?
+        {
+            report.skip(target, "the copy exists already");
+            continue;
+        }
+        let busy = rds.copies_in_progress(kind, &d.region).await?;
+        if busy >= MAX_CONCURRENT_COPIES {
+            return Err(Error::Retryable(format!(
+                "{busy} snapshot copies are in progress in {} (RDS allows {MAX_CONCURRENT_COPIES}); try again when one finishes",
+                d.region
+            )));
+        }
+        // The name carries the slot, so the copy gets the same tier and schedule tags as its
+        // source without reading them (RDS applies explicit tags instead of copied ones).
+        let mut tags = vec![
+            (TAG_MANAGED.to_string(), "true".to_string()),
+            ("pgsteward:copy-of".to_string(), source.to_string()),
+        ];
+        if let Some(slot) = slot_of(&event.source_identifier) {
+            tags.push((TAG_TIER.to_string(), super::request::tier(slot).to_string()));
+            tags.push((TAG_SCHEDULE.to_string(), slot.to_rfc3339()));
+        }
+        if dry_run {
+            report.done(
+                "would-copy-snapshot",
+                target,
+                json!({"kmsKeyId": d.kms_key_id}),
+            );
+            continue;
+        }
+        rds.copy_to(
+            kind,
+            source,
+            &d.region,
+            &event.source_identifier,
+            d.kms_key_id.as_deref(),
+            &tags,
+        )
+        .await?;
+        report.done(
+            "copy-snapshot",
+            target,
+            json!({"source": source, "kmsKeyId": d.kms_key_id}),
+        );
+        if let Some(account) = &d.share_with_account {
+            report.warn(format!(
+                "sharing with account {account} happens once the copy in {} is available (RDS shares only available snapshots); not done by this run",
+                d.region
+            ));
+        }
+    }
+    Ok(())
 }

@@ -95,6 +95,8 @@ pub enum Action {
     Snapshot,
     /// `pg_dump -Fc` streamed to S3 with a manifest.
     LogicalBackup,
+    /// Copy a managed snapshot to the configured Regions (from the RDS snapshot event).
+    Copy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -102,6 +104,9 @@ pub enum Action {
 pub struct Request {
     #[serde(default)]
     pub action: Action,
+    /// Set from an RDS snapshot event: the managed snapshot to copy to the destinations.
+    #[serde(skip)]
+    pub copy: Option<crate::envelope::RdsEvent>,
     /// The schedule's slot (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`): names
     /// the backup, so a repeated delivery finds it instead of making a second one.
     pub scheduled_time: Option<DateTime<Utc>>,
@@ -109,7 +114,32 @@ pub struct Request {
     pub dry_run: bool,
 }
 
-pub fn parse_event(event: Value, _config: &SnapshotConfig) -> Result<Request> {
+/// RDS's "snapshot created" events; the copy starts from them.
+const SNAPSHOT_EVENTS: &[&str] = &["RDS DB Snapshot Event", "RDS DB Cluster Snapshot Event"];
+
+pub fn parse_event(event: Value, config: &SnapshotConfig) -> Result<Request> {
+    if let Some(rds) = envelope::rds_event(&event) {
+        if !SNAPSHOT_EVENTS.contains(&rds.detail_type.as_str()) || rds.source_identifier.is_empty()
+        {
+            return Err(Error::invalid(format!(
+                "snapshot reacts to RDS snapshot events, not '{}' ({})",
+                rds.detail_type, rds.event_id
+            )));
+        }
+        let ours = snapshot_name(&config.common.db_identifier, DateTime::<Utc>::UNIX_EPOCH);
+        let prefix = ours.trim_end_matches("19700101-0000");
+        if !rds.source_identifier.starts_with(prefix) {
+            return Err(Error::invalid(format!(
+                "snapshot '{}' is not one of this function's managed snapshots ({prefix}…); only those are copied",
+                rds.source_identifier
+            )));
+        }
+        return Ok(Request {
+            action: Action::Copy,
+            copy: Some(rds),
+            ..Request::default()
+        });
+    }
     match envelope::classify(event, TASK)? {
         Incoming::Request(v) => envelope::parse_request(v, TASK),
         Incoming::Alarm(a) => Err(Error::invalid(format!(
