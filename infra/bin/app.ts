@@ -5,7 +5,8 @@ import { configFromContext } from '../lib/config';
 import { PgstewardStack } from '../lib/pgsteward-stack';
 
 // Context (cdk.json or `-c key=value`): dbIdentifier, dbSecretArn, eventBusName,
-// architecture (x86_64|arm64), lambdaBuildDir, maintenanceWindow, vacuumJobs, and for an existing VPC: vpcId,
+// architecture (x86_64|arm64), lambdaBuildDir, maintenanceWindow, vacuumJobs, snapshotSource, backupKmsKeyArn,
+// copyDestinations, pgMajorVersion, and for an existing VPC: vpcId,
 // availabilityZones, privateSubnetIds, dbSecurityGroupId. See infra/README.md.
 const app = new App();
 const config = configFromContext(app.node);

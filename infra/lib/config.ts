@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Node } from 'constructs';
+import { SnapshotConfig, snapshotConfigFromContext } from './snapshot-config';
 
 /** Where an existing database VPC is, when the stack must not create its own. */
 export interface ExistingVpcConfig {
@@ -12,7 +13,7 @@ export interface ExistingVpcConfig {
 
 export type LambdaArch = 'x86_64' | 'arm64';
 
-export interface PgstewardConfig {
+export interface PgstewardConfig extends SnapshotConfig {
   readonly dbIdentifier: string;
   readonly dbSecretArn: string;
   readonly eventBusName: string;
@@ -111,6 +112,7 @@ export function configFromContext(node: Node): PgstewardConfig {
     existingVpc: existingVpcFromContext(node),
     maintenanceWindow,
     vacuumJobs,
+    ...snapshotConfigFromContext(node),
   };
 }
 

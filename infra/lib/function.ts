@@ -78,7 +78,8 @@ export function rustFunction(scope: Construct, id: string, props: RustFunctionPr
   return fn;
 }
 
-function acknowledgeRoleFindings(fn: lambda.Function): void {
+/** The AWS-managed Lambda policies CDK attaches to every function role in a VPC. */
+export function acknowledgeRoleFindings(fn: lambda.Function): void {
   const role = fn.role;
   if (!role) return;
   Validations.of(role).acknowledge(

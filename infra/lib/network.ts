@@ -103,6 +103,9 @@ export class Network extends Construct {
       Rds: ec2.InterfaceVpcEndpointAwsService.RDS,
       Events: ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
       Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+      // The Fargate logical-backup task pulls its image (layers come through the S3 gateway).
+      Ecr: ec2.InterfaceVpcEndpointAwsService.ECR,
+      EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
     };
     for (const [id, service] of Object.entries(interfaces)) {
       // open: false: only the functions' security group may reach the endpoints,

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { PgstewardConfig } from './config';
 import { HealthCheck } from './health-check';
 import { Network } from './network';
+import { Snapshot } from './snapshot';
 import { VacuumSweep } from './vacuum-sweep';
 
 export interface PgstewardStackProps extends StackProps {
@@ -11,12 +12,13 @@ export interface PgstewardStackProps extends StackProps {
 
 /**
  * pgsteward for one database: shared network placement, then one construct per
- * task (health check, vacuum sweep; snapshot, restore, ... come as siblings).
+ * task (health check, vacuum sweep, snapshot; restore, ... come as siblings).
  */
 export class PgstewardStack extends Stack {
   readonly network: Network;
   readonly healthCheck: HealthCheck;
   readonly vacuumSweep: VacuumSweep;
+  readonly snapshot: Snapshot;
 
   constructor(scope: Construct, id: string, props: PgstewardStackProps) {
     super(scope, id, props);
@@ -29,5 +31,6 @@ export class PgstewardStack extends Stack {
       // Dead tuples over the runbook's critical ratio: a standard sweep right away.
       deadTupleAlarm: this.healthCheck.alarms.DeadTupleRatioWorst.critical,
     });
+    this.snapshot = new Snapshot(this, 'Snapshot', { config, network: this.network });
   }
 }

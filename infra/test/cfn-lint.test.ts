@@ -4,12 +4,18 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { cfnLint } from './cfn-lint';
 import { EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsteward-cfn-lint-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('cfn-lint', () => {
-  for (const [name, context] of [['demo VPC', {}], ['existing VPC', EXISTING_VPC_CONTEXT]] as const) {
+  const variants: Array<[string, Record<string, unknown>]> = [
+    ['demo VPC', {}],
+    ['existing VPC', EXISTING_VPC_CONTEXT],
+    ['demo VPC with every snapshot option', FULL_SNAPSHOT_CONTEXT],
+  ];
+  for (const [name, context] of variants) {
     test(`${name} template has no errors, warnings or notes`, () => {
       const file = path.join(dir, `${name.replace(/\W+/g, '-')}.template.json`);
       fs.writeFileSync(file, JSON.stringify(synth(context).template.toJSON(), null, 1));

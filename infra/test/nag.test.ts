@@ -5,10 +5,13 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { build, EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
 const VARIANTS: Array<[string, Record<string, unknown>]> = [
   ['demo VPC', {}],
   ['existing VPC', EXISTING_VPC_CONTEXT],
+  // Aurora, copies (encrypted, shared, plain) and a backup key: the snapshot task's optional grants.
+  ['existing VPC, every snapshot option', { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT }],
 ];
 
 /** Every acknowledgement recorded in the tree: [construct path, rule id, reason]. */

@@ -16,7 +16,7 @@ describe('demo VPC (no vpcId in context)', () => {
     template.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: false });
   });
 
-  test('S3 gateway and Secrets Manager, RDS, EventBridge, Logs interface endpoints', () => {
+  test('S3 gateway and Secrets Manager, RDS, EventBridge, Logs, ECR API and ECR Docker interface endpoints', () => {
     template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
       VpcEndpointType: 'Gateway',
       ServiceName: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('\\.s3$')])] },
@@ -24,15 +24,15 @@ describe('demo VPC (no vpcId in context)', () => {
     const services = Object.values(template.findResources('AWS::EC2::VPCEndpoint', {
       Properties: { VpcEndpointType: 'Interface' },
     })).map((r) => JSON.stringify(r.Properties.ServiceName));
-    assert.equal(services.length, 4);
-    for (const name of ['.secretsmanager"', '.rds"', '.events"', '.logs"']) {
+    assert.equal(services.length, 6);
+    for (const name of ['.secretsmanager"', '.rds"', '.events"', '.logs"', '.ecr.api"', '.ecr.dkr"']) {
       assert.ok(services.some((s) => s.includes(name)), `${name} endpoint in ${services.join(' ')}`);
     }
   });
 
   test('interface endpoints admit the functions security group only, on 443', () => {
     const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
-    assert.equal(ingress.length, 4);
+    assert.equal(ingress.length, 6);
     for (const rule of ingress) {
       assert.equal(rule.Properties.FromPort, 443);
       assert.match(rule.Properties.SourceSecurityGroupId['Fn::GetAtt'][0], /^NetworkFunctionSecurityGroup/);
