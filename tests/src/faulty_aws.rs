@@ -62,3 +62,61 @@ impl FaultyAws {
             .await
     }
 }
+
+/// What the proxy does with a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Pass,
+    /// `500 InternalError`: S3 refusing a part.
+    Fail,
+    /// Close the connection: the endpoint going away.
+    Drop,
+}
+
+/// A proxy in front of another endpoint (moto) that injects `fault(method, path)` and passes
+/// the rest through.
+pub async fn failing_proxy(upstream: &str, fault: fn(&str, &str) -> Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(stream);
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let mut server = BufReader::new(server);
+                while let Some(req) = crate::http::read_request(&mut client).await {
+                    let what = fault(&req.method, &req.path);
+                    if what == Fault::Drop {
+                        return;
+                    }
+                    let reply = if what == Fault::Fail {
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected</Message></Error>";
+                        format!("HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                    } else {
+                        if server
+                            .get_mut()
+                            .write_all(req.head.as_bytes())
+                            .await
+                            .is_err()
+                            || server.get_mut().write_all(&req.body).await.is_err()
+                        {
+                            return;
+                        }
+                        match crate::http::read_response(&mut server).await {
+                            Some(r) => r,
+                            None => return,
+                        }
+                    };
+                    if client.get_mut().write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    endpoint
+}

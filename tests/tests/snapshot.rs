@@ -5,6 +5,7 @@ use std::sync::Arc;
 use pgsteward_core::aws::objects::S3Objects;
 use pgsteward_core::aws::rds_snapshots::SdkRdsSnapshots;
 use pgsteward_core::snapshot::{SnapshotConfig, SnapshotTask};
+use pgsteward_tests::faulty_aws::Fault;
 use pgsteward_tests::fixtures::{env, moto_deps};
 use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
@@ -453,5 +454,164 @@ async fn a_managed_snapshot_is_copied_once_to_each_destination_with_its_tags() {
         err.to_string()
             .contains("not one of this function's managed snapshots"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_part_that_keeps_failing_aborts_the_upload_and_writes_no_manifest() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("dump_s3_fault").await;
+    pg.admin(&db)
+        .await
+        .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) AS a, md5((g * 3)::text) AS b FROM generate_series(1, 400000) g")
+        .await
+        .unwrap();
+    let bucket = unique("s3fault").replace('_', "-");
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    // Part 2 of any upload fails with 500 every time; everything else reaches moto.
+    let proxy =
+        pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, |method, path| {
+            if method == "PUT" && path.contains("partNumber=2") {
+                Fault::Fail
+            } else {
+                Fault::Pass
+            }
+        })
+        .await;
+    let config = SnapshotConfig::from_env(&env(&[
+        ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+        ("PGSTEWARD_PART_SIZE_MIB", "5"),
+    ]))
+    .unwrap();
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_initial_backoff(std::time::Duration::from_millis(10));
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(retry)
+        .load()
+        .await;
+    let store = Arc::new(S3Objects::new(&sdk, bucket.clone(), None));
+    let task = SnapshotTask::new(
+        config,
+        moto_deps(None).await,
+        Arc::new(SdkRdsSnapshots::new(&sdk)),
+        Some(store),
+    );
+    let err = task
+        .handle(json!({"action": "logical-backup"}), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("upload part 2"), "{err}");
+    let listed = s3()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "objects left: {:?}",
+        listed.contents()
+    );
+    let uploads = s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the multipart upload was not aborted"
+    );
+}
+
+/// Once set, the proxy drops every request: the emulator has gone away.
+static GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_object_store_going_away_mid_dump_is_a_clear_error_and_no_manifest() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("dump_gone").await;
+    pg.admin(&db)
+        .await
+        .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) AS a, md5((g * 3)::text) AS b FROM generate_series(1, 400000) g")
+        .await
+        .unwrap();
+    let bucket = unique("gone").replace('_', "-");
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let proxy =
+        pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, |method, path| {
+            if method == "PUT" && path.contains("partNumber=2") {
+                GONE.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            if GONE.load(std::sync::atomic::Ordering::SeqCst) {
+                Fault::Drop
+            } else {
+                Fault::Pass
+            }
+        })
+        .await;
+    let config = SnapshotConfig::from_env(&env(&[
+        ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+        ("PGSTEWARD_PART_SIZE_MIB", "5"),
+    ]))
+    .unwrap();
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_initial_backoff(std::time::Duration::from_millis(10));
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(retry)
+        .load()
+        .await;
+    let store = Arc::new(S3Objects::new(&sdk, bucket.clone(), None));
+    let task = SnapshotTask::new(
+        config,
+        moto_deps(None).await,
+        Arc::new(SdkRdsSnapshots::new(&sdk)),
+        Some(store),
+    );
+    let err = task
+        .handle(json!({"action": "logical-backup"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Retryable", "{err}");
+    // Neither the dump nor its manifest became visible (the upload is left to the lifecycle rule).
+    let listed = s3()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "objects: {:?}",
+        listed.contents()
     );
 }

@@ -45,7 +45,9 @@ impl S3Objects {
         // pg_dump's compression needs on a small Lambda.
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(true)
-            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),
