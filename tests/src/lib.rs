@@ -10,6 +10,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod runtime_api;
+pub mod snapshots;
 pub mod vacuum;
 
 use std::path::PathBuf;
