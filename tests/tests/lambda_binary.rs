@@ -239,17 +239,7 @@ async fn snapshot_runs_its_sample_events() {
     let db = pg.create_database("lambda_snap").await;
     let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
     let sdk = Moto::shared().sdk_config().await;
-    aws_sdk_rds::Client::new(&sdk)
-        .create_db_instance()
-        .db_instance_identifier("orders-prod")
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("postgres")
-        .master_user_password("not-used-here")
-        .send()
-        .await
-        .expect("moto instance");
+    pgsteward_tests::snapshots::instance("orders-prod").await;
     let bucket = pgsteward_tests::unique("lambda-backups").replace('_', "-");
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

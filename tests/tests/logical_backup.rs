@@ -211,32 +211,27 @@ async fn a_dump_killed_mid_stream_leaves_nothing_behind() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_s3_part_that_keeps_failing_aborts_the_upload_and_writes_no_manifest() {
+/// A logical backup of a 400,000-row table whose S3 traffic goes through a proxy that
+/// injects `fault`; returns the error and the bucket (reached directly) to inspect.
+async fn backup_through(
+    prefix: &str,
+    fault: fn(&str, &str) -> Fault,
+) -> (pgsteward_core::Error, String) {
     let pg = Postgres::shared();
-    let db = pg.create_database("dump_s3_fault").await;
+    let db = pg.create_database(prefix).await;
     pg.admin(&db)
         .await
         .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) AS a, md5((g * 3)::text) AS b FROM generate_series(1, 400000) g")
         .await
         .unwrap();
-    let bucket = unique("s3fault").replace('_', "-");
+    let bucket = unique(prefix).replace('_', "-");
     s3().await
         .create_bucket()
         .bucket(&bucket)
         .send()
         .await
         .unwrap();
-    // Part 2 of any upload fails with 500 every time; everything else reaches moto.
-    let proxy =
-        pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, |method, path| {
-            if method == "PUT" && path.contains("partNumber=2") {
-                Fault::Fail
-            } else {
-                Fault::Pass
-            }
-        })
-        .await;
+    let proxy = pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, fault).await;
     let config = SnapshotConfig::from_env(&env(&[
         ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
         ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
@@ -262,24 +257,38 @@ async fn an_s3_part_that_keeps_failing_aborts_the_upload_and_writes_no_manifest(
         Arc::new(SdkRdsSnapshots::new(&sdk)),
         Some(store),
     );
-    let err = task
-        .handle(json!({"action": "logical-backup"}), None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("upload part 2"), "{err}");
-    let listed = s3()
-        .await
+    (
+        task.handle(json!({"action": "logical-backup"}), None)
+            .await
+            .unwrap_err(),
+        bucket,
+    )
+}
+
+async fn objects_in(bucket: &str) -> i32 {
+    s3().await
         .list_objects_v2()
-        .bucket(&bucket)
+        .bucket(bucket)
         .send()
         .await
-        .unwrap();
-    assert_eq!(
-        listed.key_count(),
-        Some(0),
-        "objects left: {:?}",
-        listed.contents()
-    );
+        .unwrap()
+        .key_count()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_part_that_keeps_failing_aborts_the_upload_and_writes_no_manifest() {
+    // Part 2 of any upload fails with 500 every time; everything else reaches moto.
+    let (err, bucket) = backup_through("s3fault", |method, path| {
+        if method == "PUT" && path.contains("partNumber=2") {
+            Fault::Fail
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    assert!(err.to_string().contains("upload part 2"), "{err}");
+    assert_eq!(objects_in(&bucket).await, 0);
     let uploads = s3()
         .await
         .list_multipart_uploads()
@@ -298,74 +307,18 @@ static GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_object_store_going_away_mid_dump_is_a_clear_error_and_no_manifest() {
-    let pg = Postgres::shared();
-    let db = pg.create_database("dump_gone").await;
-    pg.admin(&db)
-        .await
-        .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) AS a, md5((g * 3)::text) AS b FROM generate_series(1, 400000) g")
-        .await
-        .unwrap();
-    let bucket = unique("gone").replace('_', "-");
-    s3().await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let proxy =
-        pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, |method, path| {
-            if method == "PUT" && path.contains("partNumber=2") {
-                GONE.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            if GONE.load(std::sync::atomic::Ordering::SeqCst) {
-                Fault::Drop
-            } else {
-                Fault::Pass
-            }
-        })
-        .await;
-    let config = SnapshotConfig::from_env(&env(&[
-        ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
-        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
-        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
-        ("PGSTEWARD_PART_SIZE_MIB", "5"),
-    ]))
-    .unwrap();
-    let retry = aws_config::retry::RetryConfig::standard()
-        .with_initial_backoff(std::time::Duration::from_millis(10));
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&proxy)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .retry_config(retry)
-        .load()
-        .await;
-    let store = Arc::new(S3Objects::new(&sdk, bucket.clone(), None));
-    let task = SnapshotTask::new(
-        config,
-        moto_deps(None).await,
-        Arc::new(SdkRdsSnapshots::new(&sdk)),
-        Some(store),
-    );
-    let err = task
-        .handle(json!({"action": "logical-backup"}), None)
-        .await
-        .unwrap_err();
+    let (err, bucket) = backup_through("gone", |method, path| {
+        if method == "PUT" && path.contains("partNumber=2") {
+            GONE.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if GONE.load(std::sync::atomic::Ordering::SeqCst) {
+            Fault::Drop
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
     assert_eq!(err.error_type(), "Retryable", "{err}");
     // Neither the dump nor its manifest became visible (the upload is left to the lifecycle rule).
-    let listed = s3()
-        .await
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        listed.key_count(),
-        Some(0),
-        "objects: {:?}",
-        listed.contents()
-    );
+    assert_eq!(objects_in(&bucket).await, 0);
 }
