@@ -21,6 +21,18 @@ pub async fn s3() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// A new bucket in moto named after `prefix`, unique to this run.
+pub async fn bucket(prefix: &str) -> String {
+    let name = unique(prefix).replace('_', "-");
+    s3().await
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("moto bucket");
+    name
+}
+
 pub async fn instance(id: &str) {
     rds()
         .await

@@ -27,6 +27,22 @@ fn spawn_named(name: &str, api: &RuntimeApi, extra: &[(&str, String)]) -> Child 
     cmd.spawn().expect("start health-check binary")
 }
 
+/// The function configured as deployed: credentials from the RDS secret in moto, the
+/// test CA, identifier orders-prod; plus `extra`.
+fn secret_config(
+    pg: &Postgres,
+    arn: String,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("PGSTEWARD_DB_SECRET_ARN", arn),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
+        ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
+    ];
+    vars.extend_from_slice(extra);
+    vars
+}
+
 fn stop(mut child: Child) -> String {
     let _ = child.kill();
     let out = child.wait_with_output().expect("output");
@@ -53,12 +69,7 @@ async fn runs_each_sample_event_and_keeps_the_password_out_of_the_logs() {
     let api = RuntimeApi::start().await;
     let child = spawn_function(
         &api,
-        &[
-            ("PGSTEWARD_DB_SECRET_ARN", arn),
-            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
-            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
-            ("PGSTEWARD_EVENT_BUS", "default".into()),
-        ],
+        &secret_config(pg, arn, &[("PGSTEWARD_EVENT_BUS", "default".into())]),
     );
     let events = [
         "schedule.json",
@@ -122,14 +133,7 @@ async fn a_wrong_password_is_a_typed_error_that_does_not_echo_it() {
     let wrong = format!("Wr0ng-{}-guess", std::process::id());
     let arn = rds_secret(pg, &role, &wrong, "postgres").await;
     let api = RuntimeApi::start().await;
-    let child = spawn_function(
-        &api,
-        &[
-            ("PGSTEWARD_DB_SECRET_ARN", arn),
-            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
-            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
-        ],
-    );
+    let child = spawn_function(&api, &secret_config(pg, arn, &[]));
     api.push("req-0", event("schedule.json"));
     let outcomes = api.wait_outcomes(1, 60).await;
     let logs = stop(child);
@@ -193,15 +197,7 @@ async fn vacuum_sweep_runs_its_sample_events() {
     pgsteward_tests::fixtures::bloat(pg, &db, &["orders", "billing.invoices"], 5_000, 50).await;
     let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
     let api = RuntimeApi::start().await;
-    let child = spawn_named(
-        "vacuum-sweep",
-        &api,
-        &[
-            ("PGSTEWARD_DB_SECRET_ARN", arn),
-            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
-            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
-        ],
-    );
+    let child = spawn_named("vacuum-sweep", &api, &secret_config(pg, arn, &[]));
     let read = |name: &str| -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(repo_root().join("events/vacuum-sweep").join(name)).unwrap(),
@@ -238,25 +234,13 @@ async fn snapshot_runs_its_sample_events() {
     let pg = Postgres::shared();
     let db = pg.create_database("lambda_snap").await;
     let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
-    let sdk = Moto::shared().sdk_config().await;
     pgsteward_tests::snapshots::instance("orders-prod").await;
-    let bucket = pgsteward_tests::unique("lambda-backups").replace('_', "-");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = pgsteward_tests::snapshots::bucket("lambda-backups").await;
     let api = RuntimeApi::start().await;
     let child = spawn_named(
         "snapshot",
         &api,
-        &[
-            ("PGSTEWARD_DB_SECRET_ARN", arn),
-            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod".into()),
-            ("PGSTEWARD_CA_BUNDLE", pg.ca.display().to_string()),
-            ("PGSTEWARD_BACKUP_BUCKET", bucket),
-        ],
+        &secret_config(pg, arn, &[("PGSTEWARD_BACKUP_BUCKET", bucket)]),
     );
     let read = |name: &str| -> Value {
         serde_json::from_str(

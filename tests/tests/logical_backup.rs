@@ -10,8 +10,7 @@ use pgsteward_tests::faulty_aws::Fault;
 use pgsteward_tests::fixtures::{env, moto_deps};
 use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
-use pgsteward_tests::snapshots::{s3, task};
-use pgsteward_tests::unique;
+use pgsteward_tests::snapshots::{bucket, s3, task};
 use serde_json::{json, Value};
 use sha2::Digest;
 
@@ -51,13 +50,7 @@ async fn a_logical_backup_is_streamed_checksummed_and_counted_in_its_own_snapsho
             }
         }
     });
-    let bucket = unique("backups").replace('_', "-");
-    s3().await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = bucket("backups").await;
     let url = pg.admin_url(&db);
     let task = task(&[
         ("PGSTEWARD_DATABASE_URL", &url),
@@ -163,13 +156,7 @@ async fn a_dump_killed_mid_stream_leaves_nothing_behind() {
         .arg(&script)
         .status()
         .unwrap();
-    let bucket = unique("killed").replace('_', "-");
-    s3().await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = bucket("killed").await;
     let url = pg.admin_url(&db);
     let task = task(&[
         ("PGSTEWARD_DATABASE_URL", &url),
@@ -224,13 +211,7 @@ async fn backup_through(
         .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) AS a, md5((g * 3)::text) AS b FROM generate_series(1, 400000) g")
         .await
         .unwrap();
-    let bucket = unique(prefix).replace('_', "-");
-    s3().await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = bucket(prefix).await;
     let proxy = pgsteward_tests::faulty_aws::failing_proxy(&Moto::shared().endpoint, fault).await;
     let config = SnapshotConfig::from_env(&env(&[
         ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
