@@ -17,6 +17,7 @@ pub mod error;
 pub mod health_check;
 pub mod pg;
 pub mod report;
+pub mod retention_prune;
 pub mod snapshot;
 pub mod vacuum_sweep;
 
