@@ -1,5 +1,6 @@
-//! A faulting AWS endpoint: answers every request with the same error, and counts them.
-//! For what moto cannot do: throttling and outages.
+//! A faulting AWS endpoint (every request gets the same error, counted) and proxies in front
+//! of moto that inject faults or answer what moto does not implement. For what moto cannot
+//! do: throttling, outages, and calls it lacks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -76,12 +77,81 @@ pub enum Fault {
 /// A proxy in front of another endpoint (moto) that injects `fault(method, path)` and passes
 /// the rest through.
 pub async fn failing_proxy(upstream: &str, fault: fn(&str, &str) -> Fault) -> String {
+    proxy(upstream, move |req| match fault(&req.method, &req.path) {
+        Fault::Pass => Reply::Pass,
+        Fault::Fail => {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected</Message></Error>";
+            Reply::Answer(
+                format!("HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes(),
+            )
+        }
+        Fault::Drop => Reply::Drop,
+    })
+    .await
+}
+
+/// A proxy in front of moto that answers the query-protocol (RDS) `Action=<action>` requests
+/// itself with `200` and `xml`, and passes everything else through. For the calls moto does
+/// not implement, e.g. RDS's DescribeAccountAttributes.
+pub async fn answering_proxy(upstream: &str, action: &str, xml: String) -> String {
+    let wanted = format!("Action={action}");
+    proxy(upstream, move |req| {
+        let body = String::from_utf8_lossy(&req.body);
+        if req.method == "POST" && body.split('&').any(|p| p == wanted) {
+            Reply::Answer(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                    xml.len()
+                )
+                .into_bytes(),
+            )
+        } else {
+            Reply::Pass
+        }
+    })
+    .await
+}
+
+/// RDS's DescribeAccountAttributes answer with only the ManualSnapshots quota (the shape of
+/// the RDS API reference's DescribeAccountAttributesResponse).
+pub fn manual_snapshots_quota(used: i64, max: i64) -> String {
+    format!(
+        r#"<DescribeAccountAttributesResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">
+  <DescribeAccountAttributesResult>
+    <AccountQuotas>
+      <AccountQuota>
+        <AccountQuotaName>ManualSnapshots</AccountQuotaName>
+        <Used>{used}</Used>
+        <Max>{max}</Max>
+      </AccountQuota>
+    </AccountQuotas>
+  </DescribeAccountAttributesResult>
+  <ResponseMetadata>
+    <RequestId>9b5c1f1e-2c1d-4a0e-9d55-0a1f6c3e7b21</RequestId>
+  </ResponseMetadata>
+</DescribeAccountAttributesResponse>"#
+    )
+}
+
+/// What the proxy does with one request.
+enum Reply {
+    Pass,
+    Drop,
+    /// A whole HTTP response, sent instead of asking upstream.
+    Answer(Vec<u8>),
+}
+
+async fn proxy<F>(upstream: &str, decide: F) -> String
+where
+    F: Fn(&crate::http::Request) -> Reply + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     let upstream = upstream.trim_start_matches("http://").to_string();
+    let decide = Arc::new(decide);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let upstream = upstream.clone();
+            let (upstream, decide) = (upstream.clone(), decide.clone());
             tokio::spawn(async move {
                 let mut client = BufReader::new(stream);
                 let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
@@ -89,26 +159,23 @@ pub async fn failing_proxy(upstream: &str, fault: fn(&str, &str) -> Fault) -> St
                 };
                 let mut server = BufReader::new(server);
                 while let Some(req) = crate::http::read_request(&mut client).await {
-                    let what = fault(&req.method, &req.path);
-                    if what == Fault::Drop {
-                        return;
-                    }
-                    let reply = if what == Fault::Fail {
-                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected</Message></Error>";
-                        format!("HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
-                    } else {
-                        if server
-                            .get_mut()
-                            .write_all(req.head.as_bytes())
-                            .await
-                            .is_err()
-                            || server.get_mut().write_all(&req.body).await.is_err()
-                        {
-                            return;
-                        }
-                        match crate::http::read_response(&mut server).await {
-                            Some(r) => r,
-                            None => return,
+                    let reply = match decide(&req) {
+                        Reply::Drop => return,
+                        Reply::Answer(r) => r,
+                        Reply::Pass => {
+                            if server
+                                .get_mut()
+                                .write_all(req.head.as_bytes())
+                                .await
+                                .is_err()
+                                || server.get_mut().write_all(&req.body).await.is_err()
+                            {
+                                return;
+                            }
+                            match crate::http::read_response(&mut server).await {
+                                Some(r) => r,
+                                None => return,
+                            }
                         }
                     };
                     if client.get_mut().write_all(&reply).await.is_err() {

@@ -1,4 +1,5 @@
-//! Helpers for the snapshot tests: moto clients, an RDS instance, a task on moto.
+//! Helpers for the snapshot tests: moto clients, an RDS instance, a task on moto (directly or
+//! through a proxy).
 
 use std::sync::Arc;
 
@@ -49,13 +50,30 @@ pub async fn instance(id: &str) {
 }
 
 pub async fn task(vars: &[(&str, &str)]) -> SnapshotTask {
+    task_at(&Moto::shared().endpoint, vars).await
+}
+
+/// An SDK config for moto's account reached at `endpoint` (moto itself, or a proxy before it).
+pub async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_rds::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// A snapshot task whose RDS and S3 calls go to `endpoint`.
+pub async fn task_at(endpoint: &str, vars: &[(&str, &str)]) -> SnapshotTask {
     let mut all = vec![(
         "PGSTEWARD_DATABASE_URL",
         "postgresql://u@127.0.0.1:1/db?sslmode=disable",
     )];
     all.extend_from_slice(vars);
     let config = SnapshotConfig::from_env(&env(&all)).unwrap();
-    let sdk = Moto::shared().sdk_config().await;
+    let sdk = sdk_at(endpoint).await;
     let store = config
         .bucket
         .clone()

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use pgsteward_tests::snapshots::{id, instance, rds, task};
-use serde_json::{json, Value};
-
+use pgsteward_tests::faulty_aws::{answering_proxy, manual_snapshots_quota};
 use pgsteward_tests::moto::Moto;
+use pgsteward_tests::snapshots::{id, instance, rds, task, task_at};
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_snapshot_per_slot_however_often_the_schedule_delivers() {
@@ -96,6 +96,75 @@ async fn sources_that_cannot_be_snapshotted_are_named() {
         .unwrap_err();
     assert_eq!(err.error_type(), "InvalidInput");
     assert!(err.to_string().contains("stopped"), "{err}");
+}
+
+/// Manual snapshots of `db` in moto, reached directly (moto adds an automated one at creation).
+async fn snapshots_of(db: &str) -> Vec<String> {
+    rds()
+        .await
+        .describe_db_snapshots()
+        .db_instance_identifier(db)
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .iter()
+        .filter(|s| s.snapshot_type() == Some("manual"))
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_string))
+        .collect()
+}
+
+/// A snapshot task whose RDS calls go through a proxy that answers DescribeAccountAttributes
+/// (moto does not implement it) with this ManualSnapshots quota.
+async fn task_with_quota(db: &str, used: i64, max: i64) -> pgsteward_core::snapshot::SnapshotTask {
+    let proxy = answering_proxy(
+        &Moto::shared().endpoint,
+        "DescribeAccountAttributes",
+        manual_snapshots_quota(used, max),
+    )
+    .await;
+    task_at(&proxy, &[("PGSTEWARD_DB_IDENTIFIER", db)]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_manual_snapshot_quota_is_refused_with_its_figures_and_nothing_is_created() {
+    let db = id();
+    instance(&db).await;
+    let task = task_with_quota(&db, 100, 100).await;
+    let err = task
+        .handle(
+            json!({"action": "snapshot", "scheduledTime": "2026-11-25T02:00:00Z"}),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Unsafe", "{err}");
+    assert!(err.to_string().contains("100 of 100"), "{err}");
+    assert!(err.to_string().contains("retention-prune"), "{err}");
+    assert!(snapshots_of(&db).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_with_room_creates_the_snapshot_without_a_warning() {
+    let db = id();
+    instance(&db).await;
+    let task = task_with_quota(&db, 5, 100).await;
+    let report = task
+        .handle(
+            json!({"action": "snapshot", "scheduledTime": "2026-11-25T02:00:00Z"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report["done"][0]["action"], "create-snapshot", "{report}");
+    assert!(
+        report["warnings"].as_array().map_or(true, |w| w.is_empty()),
+        "the quota was read, so no warning: {report}"
+    );
+    assert_eq!(
+        snapshots_of(&db).await,
+        vec![format!("pgsteward-{db}-20261125-0200")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
