@@ -4,7 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub const FUNCTIONS: &[&str] = &["health-check", "vacuum-sweep", "snapshot"];
+pub const FUNCTIONS: &[&str] = &[
+    "health-check",
+    "vacuum-sweep",
+    "snapshot",
+    "retention-prune",
+];
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +57,18 @@ pub enum SweepMode {
     Freeze,
     Full,
     Reindex,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PruneScope {
+    /// Backups, scratch resources and old rows
+    All,
+    /// Managed snapshots, their copies and logical dumps
+    Backups,
+    /// Scratch instances and clusters left by the verification drill
+    Scratch,
+    /// Archive-then-delete of old rows
+    Rows,
 }
 
 #[derive(Subcommand)]
@@ -119,11 +136,36 @@ pgsteward snapshot --logical --bucket orders-backups --database-url 'postgresql:
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Show what retention would delete (every managed snapshot, copy and logical dump with
+    /// keep/delete and the rule that decided), old scratch resources, and old rows to archive.
+    /// Nothing is deleted without --apply. Policy: PGSTEWARD_RETENTION_POLICY (default
+    /// {"days":30,"minKeep":3}); rows: PGSTEWARD_ARCHIVE_RULES
+    #[command(
+        name = "retention-prune",
+        after_help = "Examples:\n  pgsteward retention-prune                        # the plan, nothing deleted\n  \
+PGSTEWARD_RETENTION_POLICY='{\"days\":7,\"weeks\":4,\"months\":12}' pgsteward retention-prune --scope backups\n  \
+pgsteward retention-prune --apply --bucket orders-backups\n\n\
+Never deleted: unmanaged or automated snapshots, pinned ones (pgsteward:pinned=true), the newest verified\n\
+backup, the newest minKeep backups, anything still being created."
+    )]
+    RetentionPrune {
+        /// Delete what the plan says; without it this is a dry run
+        #[arg(long)]
+        apply: bool,
+        /// What to cover
+        #[arg(long, value_enum, default_value = "all")]
+        scope: PruneScope,
+        /// The bucket of logical dumps and archives (else PGSTEWARD_BACKUP_BUCKET)
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a Lambda handler in-process on an event file and print its JSON result; on failure
     /// print {errorType, errorMessage} and exit non-zero. Configuration comes from the same
     /// environment variables the Lambda reads
     Invoke {
-        /// The function: health-check, vacuum-sweep or snapshot
+        /// The function: health-check, vacuum-sweep, snapshot or retention-prune
         function: String,
         /// A JSON event, e.g. one from events/<function>/
         #[arg(long)]

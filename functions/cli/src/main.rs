@@ -10,12 +10,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use pgsteward_core::health_check::{self, HealthCheck, HealthCheckConfig};
+use pgsteward_core::retention_prune::{self, RetentionConfig, RetentionPrune};
 use pgsteward_core::snapshot::{self, SnapshotConfig, SnapshotTask};
 use pgsteward_core::vacuum_sweep::{self, VacuumConfig, VacuumSweep};
 use pgsteward_core::{Deps, Error, Result};
 use serde_json::Value;
 
-use args::{Cli, Command, Format, SweepMode};
+use args::{Cli, Command, Format, PruneScope, SweepMode};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -84,6 +85,21 @@ async fn snapshot_task(env: &HashMap<String, String>) -> Result<SnapshotTask> {
         )) as std::sync::Arc<dyn pgsteward_core::aws::objects::ObjectStore>
     });
     Ok(SnapshotTask::new(config, deps, rds, store))
+}
+
+async fn retention_task(env: &HashMap<String, String>) -> Result<RetentionPrune> {
+    let config = RetentionConfig::from_env(env)?;
+    let sdk = Deps::load_sdk(&config.common).await;
+    let deps = Deps::with_sdk(&config.common, &sdk);
+    let rds = std::sync::Arc::new(pgsteward_core::aws::rds_backups::SdkRdsBackups::new(&sdk));
+    let store = config.bucket.clone().map(|b| {
+        std::sync::Arc::new(pgsteward_core::aws::objects::S3Objects::new(
+            &sdk,
+            b,
+            config.kms_key.clone(),
+        )) as std::sync::Arc<dyn pgsteward_core::aws::objects::ObjectStore>
+    });
+    Ok(RetentionPrune::new(config, deps, rds, store))
 }
 
 /// Done, skipped and warnings, one line each: the shape every task's report shares.
@@ -220,6 +236,37 @@ async fn run(cli: Cli) -> Result<String> {
                 Format::Table => summary(&report),
             })
         }
+        Command::RetentionPrune {
+            apply,
+            scope,
+            bucket,
+            format,
+        } => {
+            let mut env = env.clone();
+            if let Some(b) = bucket {
+                env.insert("PGSTEWARD_BACKUP_BUCKET".into(), b);
+            }
+            let task = retention_task(&env).await?;
+            let scope = match scope {
+                PruneScope::All => retention_prune::Scope::All,
+                PruneScope::Backups => retention_prune::Scope::Backups,
+                PruneScope::Scratch => retention_prune::Scope::Scratch,
+                PruneScope::Rows => retention_prune::Scope::Rows,
+            };
+            let request = retention_prune::Request {
+                scope,
+                dry_run: !apply,
+                scheduled_time: None,
+            };
+            let report = task.run(&request, None).await?;
+            Ok(match format {
+                Format::Json => format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&report).expect("report json")
+                ),
+                Format::Table => retention_prune::render::table(&report),
+            })
+        }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).map_err(|e| {
                 Error::invalid(format!("cannot read event file {}: {e}", event.display()))
@@ -231,6 +278,7 @@ async fn run(cli: Cli) -> Result<String> {
                 health_check::TASK => health_check_task(&env).await?.handle(payload).await?,
                 vacuum_sweep::TASK => vacuum_task(&env).await?.handle(payload, None).await?,
                 snapshot::TASK => snapshot_task(&env).await?.handle(payload, None).await?,
+                retention_prune::TASK => retention_task(&env).await?.handle(payload, None).await?,
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown function '{other}'; known: {}",

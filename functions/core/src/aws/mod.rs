@@ -4,6 +4,7 @@
 
 mod errors;
 pub mod objects;
+pub mod rds_backups;
 pub mod rds_snapshots;
 pub mod sdk;
 

@@ -30,6 +30,21 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<()>;
     async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()>;
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()>;
+    /// Every object under `prefix`, paginated.
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Streams an object's bytes to `sink`, chunk by chunk (never held whole).
+    async fn read(
+        &self,
+        key: &str,
+        sink: &mut (dyn for<'b> FnMut(&'b [u8]) -> Result<()> + Send),
+    ) -> Result<u64>;
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: i64,
 }
 
 pub struct S3Objects {
@@ -189,5 +204,66 @@ impl ObjectStore for S3Objects {
             .await
             .map_err(|e| classify_sdk_error(e, &self.what("put", key)))?;
         Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &self.what("list", prefix)))?;
+            out.extend(page.contents().iter().map(|o| ListedObject {
+                key: o.key().unwrap_or("").to_string(),
+                size: o.size().unwrap_or(0),
+            }));
+            match page.next_continuation_token {
+                Some(t) if page.is_truncated == Some(true) => token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &self.what("delete", key)))?;
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        sink: &mut (dyn for<'b> FnMut(&'b [u8]) -> Result<()> + Send),
+    ) -> Result<u64> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &self.what("read", key)))?;
+        let mut body = out.body;
+        let mut total = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Error::Retryable(format!("{}: {e}; try again", self.what("read", key))))?
+        {
+            total += chunk.len() as u64;
+            sink(&chunk)?;
+        }
+        Ok(total)
     }
 }

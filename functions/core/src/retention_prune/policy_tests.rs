@@ -40,7 +40,11 @@ fn a_year_of_dailies_becomes_the_gfs_set() {
     let kept = kept_ids(&backups, &rules);
     // 7 days, then the Sundays of the 4 weeks (this week's is among the days), then the
     // last day of each of the 12 months (this month's is today).
-    assert!(kept.len() >= 7 + 3 + 11 - 2 && kept.len() <= 7 + 4 + 12, "{}", kept.len());
+    assert!(
+        kept.len() >= 7 + 3 + 11 - 2 && kept.len() <= 7 + 4 + 12,
+        "{}",
+        kept.len()
+    );
     assert_eq!(rules[0], Rule::MinKeep);
     assert_eq!(rules[5], Rule::Daily);
     assert!(rules[364..].iter().all(|r| !r.keeps()));
@@ -125,16 +129,24 @@ fn backup_strategy() -> impl Strategy<Value = Backup> {
 }
 
 fn policy_strategy() -> impl Strategy<Value = Policy> {
-    (0u32..40, 0u32..10, 0u32..15, 0u32..4, prop::option::of(1u32..800), 1u32..6).prop_map(
-        |(days, weeks, months, years, max_age_days, min_keep)| Policy {
-            days,
-            weeks,
-            months,
-            years,
-            max_age_days,
-            min_keep,
-        },
+    (
+        0u32..40,
+        0u32..10,
+        0u32..15,
+        0u32..4,
+        prop::option::of(1u32..800),
+        1u32..6,
     )
+        .prop_map(
+            |(days, weeks, months, years, max_age_days, min_keep)| Policy {
+                days,
+                weeks,
+                months,
+                years,
+                max_age_days,
+                min_keep,
+            },
+        )
 }
 
 fn unique(mut v: Vec<Backup>) -> Vec<Backup> {
