@@ -158,7 +158,7 @@ async fn a_quota_with_room_creates_the_snapshot_without_a_warning() {
         .unwrap();
     assert_eq!(report["done"][0]["action"], "create-snapshot", "{report}");
     assert!(
-        report["warnings"].as_array().map_or(true, |w| w.is_empty()),
+        report["warnings"].as_array().is_none_or(|w| w.is_empty()),
         "the quota was read, so no warning: {report}"
     );
     assert_eq!(
@@ -277,4 +277,208 @@ async fn a_managed_snapshot_is_copied_once_to_each_destination_with_its_tags() {
             .contains("not one of this function's managed snapshots"),
         "{err}"
     );
+}
+
+/// An RDS client for moto in `region`.
+async fn rds_in(region: &'static str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&Moto::shared().sdk_config().await)
+            .region(aws_sdk_rds::config::Region::new(region))
+            .build(),
+    )
+}
+
+async fn restore_accounts(region: &'static str, snapshot: &str) -> Vec<String> {
+    rds_in(region)
+        .await
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier(snapshot)
+        .send()
+        .await
+        .unwrap()
+        .db_snapshot_attributes_result()
+        .unwrap()
+        .db_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().to_vec())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_copy_is_shared_with_the_destination_account_once() {
+    let db = id();
+    instance(&db).await;
+    let account = "210987654321";
+    let destinations = format!(r#"[{{"region": "us-west-2", "shareWithAccount": "{account}"}}]"#);
+    let task = task(&[
+        ("PGSTEWARD_DB_IDENTIFIER", db.as_str()),
+        ("PGSTEWARD_COPY_DESTINATIONS", &destinations),
+    ])
+    .await;
+    let made = task
+        .handle(
+            json!({"action": "snapshot", "scheduledTime": "2026-11-26T02:00:00Z"}),
+            None,
+        )
+        .await
+        .unwrap();
+    let name = made["done"][0]["target"].as_str().unwrap().to_string();
+    let arn = made["details"]["snapshot"]["arn"].as_str().unwrap();
+    let mut created: Value = serde_json::from_str(include_str!(
+        "../../events/snapshot/rds-snapshot-created.json"
+    ))
+    .unwrap();
+    created["detail"]["SourceIdentifier"] = json!(name);
+    created["detail"]["SourceArn"] = json!(arn);
+
+    // The home Region's event copies; the share waits for the copy's own event.
+    let copied = task.handle(created, None).await.unwrap();
+    assert_eq!(copied["done"][0]["action"], "copy-snapshot", "{copied}");
+    let warning = copied["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains(account) && warning.contains("RDS-EVENT-0060"),
+        "{copied}"
+    );
+    assert!(restore_accounts("us-west-2", &name).await.is_empty());
+
+    let mut finished: Value = serde_json::from_str(include_str!(
+        "../../events/snapshot/rds-snapshot-copy-finished.json"
+    ))
+    .unwrap();
+    let copy_arn = arn.replace(":us-east-1:", ":us-west-2:");
+    finished["detail"]["SourceIdentifier"] = json!(name);
+    finished["detail"]["SourceArn"] = json!(copy_arn);
+    finished["resources"] = json!([copy_arn]);
+
+    // The copy starting is not the copy being usable.
+    let mut started = finished.clone();
+    started["detail"]["EventID"] = json!("RDS-EVENT-0059");
+    let early = task.handle(started, None).await.unwrap();
+    assert!(early["done"].as_array().unwrap().is_empty(), "{early}");
+    assert!(
+        early["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("RDS-EVENT-0060"),
+        "{early}"
+    );
+
+    let mut dry = pgsteward_core::snapshot::parse_event(finished.clone(), &task.config).unwrap();
+    dry.dry_run = true;
+    let planned = task.run(&dry, None).await.unwrap();
+    assert_eq!(planned.done[0].action, "would-share-snapshot");
+    assert!(restore_accounts("us-west-2", &name).await.is_empty());
+
+    let shared = task.handle(finished.clone(), None).await.unwrap();
+    assert_eq!(shared["done"][0]["action"], "share-snapshot", "{shared}");
+    assert_eq!(
+        shared["done"][0]["target"],
+        format!("{name} in us-west-2"),
+        "{shared}"
+    );
+    assert_eq!(restore_accounts("us-west-2", &name).await, vec![account]);
+    assert!(
+        restore_accounts("us-east-1", &name).await.is_empty(),
+        "the home Region's snapshot is not shared"
+    );
+
+    let again = task.handle(finished.clone(), None).await.unwrap();
+    assert!(again["done"].as_array().unwrap().is_empty(), "{again}");
+    assert!(again["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already shared"));
+
+    let mut elsewhere = finished;
+    elsewhere["region"] = json!("eu-central-1");
+    let err = task.handle(elsewhere, None).await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidInput");
+    assert!(err.to_string().contains("'eu-central-1'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aurora_copy_is_shared_once_it_is_available() {
+    let cluster = id();
+    rds()
+        .await
+        .create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("not-used-here")
+        .send()
+        .await
+        .expect("moto cluster");
+    let account = "210987654321";
+    let destinations = format!(r#"[{{"region": "us-west-2", "shareWithAccount": "{account}"}}]"#);
+    let task = task(&[
+        ("PGSTEWARD_DB_IDENTIFIER", cluster.as_str()),
+        ("PGSTEWARD_SNAPSHOT_SOURCE", "cluster"),
+        ("PGSTEWARD_COPY_DESTINATIONS", &destinations),
+    ])
+    .await;
+    // Retried while RDS (moto) reports `creating`, as Step Functions or Lambda would.
+    async fn until_done(task: &pgsteward_core::snapshot::SnapshotTask, event: &Value) -> Value {
+        for _ in 0..5 {
+            match task.handle(event.clone(), None).await {
+                Ok(r) => return r,
+                Err(e) => assert_eq!(e.error_type(), "Retryable", "{e}"),
+            }
+        }
+        panic!("still not done after 5 attempts: {event}");
+    }
+    let made = until_done(
+        &task,
+        &json!({"action": "snapshot", "scheduledTime": "2026-11-27T02:00:00Z"}),
+    )
+    .await;
+    let name = made["done"][0]["target"].as_str().unwrap().to_string();
+    let arn = made["details"]["snapshot"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = |region: &str, id: &str| {
+        json!({
+            "version": "0", "id": "0b7e", "detail-type": "RDS DB Cluster Snapshot Event",
+            "source": "aws.rds", "account": "123456789012", "time": "2026-11-27T02:09:12Z",
+            "region": region, "resources": [arn.replace(":us-east-1:", &format!(":{region}:"))],
+            "detail": {
+                "EventCategories": ["backup"], "SourceType": "CLUSTER_SNAPSHOT",
+                "SourceArn": arn.replace(":us-east-1:", &format!(":{region}:")),
+                "Date": "2026-11-27T02:09:12.311Z", "Message": "Manual cluster snapshot created",
+                "SourceIdentifier": name, "EventID": id
+            }
+        })
+    };
+    let copied = until_done(&task, &event("us-east-1", "RDS-EVENT-0075")).await;
+    assert_eq!(copied["done"][0]["action"], "copy-snapshot", "{copied}");
+    assert!(
+        copied["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RDS-EVENT-0075"),
+        "{copied}"
+    );
+
+    let shared = until_done(&task, &event("us-west-2", "RDS-EVENT-0075")).await;
+    assert_eq!(shared["done"][0]["action"], "share-snapshot", "{shared}");
+    let attrs = rds_in("us-west-2")
+        .await
+        .describe_db_cluster_snapshot_attributes()
+        .db_cluster_snapshot_identifier(&name)
+        .send()
+        .await
+        .unwrap();
+    let restore: Vec<String> = attrs
+        .db_cluster_snapshot_attributes_result()
+        .unwrap()
+        .db_cluster_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().to_vec())
+        .collect();
+    assert_eq!(restore, vec![account]);
+    let again = until_done(&task, &event("us-west-2", "RDS-EVENT-0075")).await;
+    assert!(again["done"].as_array().unwrap().is_empty(), "{again}");
 }

@@ -88,6 +88,9 @@ pub struct RdsEvent {
     pub event_id: String,
     pub source_identifier: String,
     pub source_arn: String,
+    /// The Region RDS emitted it in (the envelope's `region`); events forwarded from another
+    /// Region's bus keep theirs. Empty when absent.
+    pub region: String,
 }
 
 /// Recognises an RDS event; tasks that react to one check it before `classify`.
@@ -108,6 +111,11 @@ pub fn rds_event(event: &Value) -> Option<RdsEvent> {
         event_id: text("EventID"),
         source_identifier: text("SourceIdentifier"),
         source_arn: text("SourceArn"),
+        region: event
+            .get("region")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 

@@ -44,8 +44,13 @@ pub trait RdsSnapshots: Send + Sync {
     async fn manual_snapshot_quota(&self) -> Result<Option<(i64, i64)>>;
     /// Snapshot copies still in progress in `region` (RDS allows 5 cross-Region copies at once).
     async fn copies_in_progress(&self, kind: SourceKind, region: &str) -> Result<usize>;
-    /// Whether `snapshot_id` exists in `region`.
-    async fn exists_in(&self, kind: SourceKind, region: &str, snapshot_id: &str) -> Result<bool>;
+    /// `snapshot_id` in `region`, or None when it is not there.
+    async fn find_in(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotInfo>>;
     /// Starts a copy of `source_arn` into `region` as `target_id`, tags copied and added.
     async fn copy_to(
         &self,
@@ -56,7 +61,28 @@ pub trait RdsSnapshots: Send + Sync {
         kms_key: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<()>;
+    /// The Region this client works in (the function's home Region), when configured.
+    fn home_region(&self) -> Option<String>;
+    /// Accounts allowed to restore `snapshot_id` in `region` (its `restore` attribute;
+    /// `all` means public).
+    async fn restore_accounts(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>>;
+    /// Adds `account` to the accounts allowed to restore `snapshot_id` in `region`.
+    async fn share_with(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+    ) -> Result<()>;
 }
+
+/// The snapshot attribute that lists the accounts allowed to copy or restore it.
+const RESTORE: &str = "restore";
 
 pub struct SdkRdsSnapshots {
     client: aws_sdk_rds::Client,
@@ -278,12 +304,17 @@ impl RdsSnapshots for SdkRdsSnapshots {
         })
     }
 
-    async fn exists_in(&self, kind: SourceKind, region: &str, snapshot_id: &str) -> Result<bool> {
+    async fn find_in(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<SnapshotInfo>> {
         let regional = SdkRdsSnapshots {
             client: self.in_region(region),
             config: self.config.clone(),
         };
-        Ok(regional.find_snapshot(kind, snapshot_id).await?.is_some())
+        regional.find_snapshot(kind, snapshot_id).await
     }
 
     async fn copy_to(
@@ -317,6 +348,84 @@ impl RdsSnapshots for SdkRdsSnapshots {
                 .set_kms_key_id(kms_key.map(str::to_string))
                 .copy_tags(true)
                 .set_tags(Some(tags(pairs)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_sdk_error(e, &what)),
+        }
+    }
+
+    fn home_region(&self) -> Option<String> {
+        self.config.region().map(|r| r.to_string())
+    }
+
+    async fn restore_accounts(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Vec<String>> {
+        let client = self.in_region(region);
+        let what = format!("read who may restore snapshot {snapshot_id} in {region}");
+        let accounts = match kind {
+            SourceKind::Instance => client
+                .describe_db_snapshot_attributes()
+                .db_snapshot_identifier(snapshot_id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))?
+                .db_snapshot_attributes_result
+                .map(|r| {
+                    r.db_snapshot_attributes
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|a| a.attribute_name() == Some(RESTORE))
+                        .flat_map(|a| a.attribute_values.unwrap_or_default())
+                        .collect()
+                }),
+            SourceKind::Cluster => client
+                .describe_db_cluster_snapshot_attributes()
+                .db_cluster_snapshot_identifier(snapshot_id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))?
+                .db_cluster_snapshot_attributes_result
+                .map(|r| {
+                    r.db_cluster_snapshot_attributes
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|a| a.attribute_name() == Some(RESTORE))
+                        .flat_map(|a| a.attribute_values.unwrap_or_default())
+                        .collect()
+                }),
+        };
+        Ok(accounts.unwrap_or_default())
+    }
+
+    async fn share_with(
+        &self,
+        kind: SourceKind,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+    ) -> Result<()> {
+        let client = self.in_region(region);
+        let what = format!("share snapshot {snapshot_id} in {region} with account {account}");
+        match kind {
+            SourceKind::Instance => client
+                .modify_db_snapshot_attribute()
+                .db_snapshot_identifier(snapshot_id)
+                .attribute_name(RESTORE)
+                .values_to_add(account)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify_sdk_error(e, &what)),
+            SourceKind::Cluster => client
+                .modify_db_cluster_snapshot_attribute()
+                .db_cluster_snapshot_identifier(snapshot_id)
+                .attribute_name(RESTORE)
+                .values_to_add(account)
                 .send()
                 .await
                 .map(|_| ())

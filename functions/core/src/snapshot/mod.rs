@@ -75,15 +75,15 @@ impl SnapshotTask {
                     Error::invalid("a copy starts from the RDS snapshot event (\"RDS DB Snapshot Event\"), not from a request")
                 })?;
                 report.target = event.source_identifier.clone();
-                rds::copy(
-                    &*self.rds,
-                    self.config.source,
-                    event,
-                    &self.config.copy_destinations,
-                    req.dry_run,
-                    &mut report,
-                )
-                .await?;
+                // A copy's own event comes from its destination Region: it is shared there;
+                // this Region's events start the copies.
+                let home = self.rds.home_region();
+                let (kind, dests) = (self.config.source, &self.config.copy_destinations);
+                if rds::from_elsewhere(event, home.as_deref()) {
+                    rds::share(&*self.rds, kind, event, dests, req.dry_run, &mut report).await?;
+                } else {
+                    rds::copy(&*self.rds, kind, event, dests, req.dry_run, &mut report).await?;
+                }
             }
         }
         report.finished_at = clock.now();

@@ -139,27 +139,6 @@ pub async fn take(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_slot_is_read_back_from_the_name() {
-        let at = slot_of("pgsteward-orders-prod-20261122-0200").unwrap();
-        assert_eq!(at.to_rfc3339(), "2026-11-22T02:00:00+00:00");
-        assert!(slot_of("rds:orders").is_none());
-    }
-
-    #[test]
-    fn a_full_quota_is_a_clear_refusal() {
-        assert!(check_quota(None).is_ok());
-        assert!(check_quota(Some((99, 100))).is_ok());
-        let e = check_quota(Some((100, 100))).unwrap_err();
-        assert_eq!(e.error_type(), "Unsafe");
-        assert!(e.to_string().contains("100 of 100"));
-    }
-}
-
 /// The slot encoded at the end of a managed snapshot's name (`…-yyyymmdd-hhmm`).
 pub fn slot_of(name: &str) -> Option<DateTime<Utc>> {
     let suffix = name.get(name.len().checked_sub(13)?..)?;
@@ -195,8 +174,9 @@ pub async fn copy(
     for d in destinations {
         let target = format!("{} in {}", event.source_identifier, d.region);
         if rds
-            .exists_in(kind, &d.region, &event.source_identifier)
+            .find_in(kind, &d.region, &event.source_identifier)
             .await?
+            .is_some()
         {
             report.skip(target, "the copy exists already");
             continue;
@@ -242,10 +222,141 @@ pub async fn copy(
         );
         if let Some(account) = &d.share_with_account {
             report.warn(format!(
-                "sharing with account {account} happens once the copy in {} is available (RDS shares only available snapshots); not done by this run",
-                d.region
+                "the copy in {} is shared with account {account} when its copy-finished event ({}) arrives (RDS shares only available snapshots), not by this run: that Region's RDS snapshot events must reach this function",
+                d.region,
+                copy_finished_event(kind)
             ));
         }
     }
     Ok(())
+}
+
+/// The event RDS emits in the destination Region when a cross-Region copy is usable:
+/// RDS-EVENT-0060 "Finished copy of snapshot … from region …" for DB snapshots. Aurora
+/// documents no copy event for cluster snapshots; the copy announces itself as
+/// RDS-EVENT-0075 "Manual cluster snapshot created" in its Region.
+pub fn copy_finished_event(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Instance => "RDS-EVENT-0060",
+        SourceKind::Cluster => "RDS-EVENT-0075",
+    }
+}
+
+/// Whether the event comes from another Region than the function's: a copy's event,
+/// forwarded to this Region's bus. An event without a Region is taken as this Region's.
+pub fn from_elsewhere(event: &crate::envelope::RdsEvent, home: Option<&str>) -> bool {
+    !event.region.is_empty() && Some(event.region.as_str()) != home
+}
+
+/// Shares a finished copy in a destination Region with that destination's account, once.
+pub async fn share(
+    rds: &dyn RdsSnapshots,
+    kind: SourceKind,
+    event: &crate::envelope::RdsEvent,
+    destinations: &[super::request::CopyDestination],
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    // The Region used below is the configured one, never the event's text.
+    let Some(d) = destinations.iter().find(|d| d.region == event.region) else {
+        let configured: Vec<&str> = destinations.iter().map(|d| d.region.as_str()).collect();
+        return Err(Error::invalid(format!(
+            "the RDS event for '{}' comes from region '{}', which is neither this function's Region nor a copy destination ({configured:?} in PGSTEWARD_COPY_DESTINATIONS): forward only the destinations' snapshot events here",
+            event.source_identifier, event.region
+        )));
+    };
+    let target = format!("{} in {}", event.source_identifier, d.region);
+    let Some(account) = &d.share_with_account else {
+        report.skip(
+            target,
+            "this destination has no shareWithAccount: the copy is not shared",
+        );
+        return Ok(());
+    };
+    let finished = copy_finished_event(kind);
+    if event.event_id != finished {
+        report.skip(
+            target,
+            format!(
+                "{} is not the copy-finished event; the copy is shared on {finished}",
+                if event.event_id.is_empty() {
+                    "(no EventID)"
+                } else {
+                    event.event_id.as_str()
+                }
+            ),
+        );
+        return Ok(());
+    }
+    let copy = rds
+        .find_in(kind, &d.region, &event.source_identifier)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no snapshot '{}' in {} to share, though RDS reported its copy finished; check that it was not deleted",
+                event.source_identifier, d.region
+            ))
+        })?;
+    if copy.status != "available" {
+        return Err(Error::Retryable(format!(
+            "the copy '{}' in {} is {}; it can be shared once it is available",
+            event.source_identifier, d.region, copy.status
+        )));
+    }
+    let allowed = rds
+        .restore_accounts(kind, &d.region, &event.source_identifier)
+        .await?;
+    if allowed.iter().any(|a| a == account) {
+        report.skip(target, format!("already shared with account {account}"));
+        return Ok(());
+    }
+    if dry_run {
+        report.done("would-share-snapshot", target, json!({"account": account}));
+        return Ok(());
+    }
+    rds.share_with(kind, &d.region, &event.source_identifier, account)
+        .await?;
+    report.done(
+        "share-snapshot",
+        target,
+        json!({"account": account, "arn": copy.arn}),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slot_is_read_back_from_the_name() {
+        let at = slot_of("pgsteward-orders-prod-20261122-0200").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-22T02:00:00+00:00");
+        assert!(slot_of("rds:orders").is_none());
+    }
+
+    #[test]
+    fn a_full_quota_is_a_clear_refusal() {
+        assert!(check_quota(None).is_ok());
+        assert!(check_quota(Some((99, 100))).is_ok());
+        let e = check_quota(Some((100, 100))).unwrap_err();
+        assert_eq!(e.error_type(), "Unsafe");
+        assert!(e.to_string().contains("100 of 100"));
+    }
+
+    #[test]
+    fn a_copy_event_is_known_by_its_region() {
+        let event = |region: &str| crate::envelope::RdsEvent {
+            detail_type: "RDS DB Snapshot Event".into(),
+            event_id: "RDS-EVENT-0060".into(),
+            source_identifier: "pgsteward-orders-prod-20261122-0200".into(),
+            source_arn: String::new(),
+            region: region.into(),
+        };
+        assert!(from_elsewhere(&event("us-west-2"), Some("us-east-1")));
+        assert!(!from_elsewhere(&event("us-east-1"), Some("us-east-1")));
+        assert!(!from_elsewhere(&event(""), Some("us-east-1")));
+        assert_eq!(copy_finished_event(SourceKind::Instance), "RDS-EVENT-0060");
+        assert_eq!(copy_finished_event(SourceKind::Cluster), "RDS-EVENT-0075");
+    }
 }

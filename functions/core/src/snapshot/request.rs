@@ -67,6 +67,7 @@ impl SnapshotConfig {
             })?,
             None => vec![],
         };
+        check_destinations(&copy_destinations)?;
         Ok(SnapshotConfig {
             common,
             source,
@@ -87,6 +88,48 @@ impl SnapshotConfig {
     }
 }
 
+/// Destination Regions and accounts reach RDS clients and snapshot attributes: only
+/// well-formed ones are accepted.
+fn check_destinations(destinations: &[CopyDestination]) -> Result<()> {
+    for (i, d) in destinations.iter().enumerate() {
+        if !is_region(&d.region) {
+            return Err(Error::InvalidConfig(format!(
+                "PGSTEWARD_COPY_DESTINATIONS: region '{}' is not an AWS Region name; e.g. {{\"region\":\"us-west-2\"}}",
+                d.region
+            )));
+        }
+        if destinations[..i].iter().any(|o| o.region == d.region) {
+            return Err(Error::InvalidConfig(format!(
+                "PGSTEWARD_COPY_DESTINATIONS names region '{}' twice; give each Region once",
+                d.region
+            )));
+        }
+        if let Some(a) = &d.share_with_account {
+            if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::InvalidConfig(format!(
+                    "PGSTEWARD_COPY_DESTINATIONS: shareWithAccount '{a}' (for {}) is not a 12-digit AWS account ID; e.g. \"shareWithAccount\":\"210987654321\"",
+                    d.region
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `us-west-2`, `us-gov-east-1`, `ap-southeast-4`: letters, then words, then a number.
+fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    r.len() <= 32
+        && parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -95,7 +138,8 @@ pub enum Action {
     Snapshot,
     /// `pg_dump -Fc` streamed to S3 with a manifest.
     LogicalBackup,
-    /// Copy a managed snapshot to the configured Regions (from the RDS snapshot event).
+    /// React to an RDS snapshot event: copy a managed snapshot to the configured Regions (its
+    /// creation, in this Region) or share a finished copy (its copy event, from a destination).
     Copy,
 }
 
@@ -104,7 +148,8 @@ pub enum Action {
 pub struct Request {
     #[serde(default)]
     pub action: Action,
-    /// Set from an RDS snapshot event: the managed snapshot to copy to the destinations.
+    /// Set from an RDS snapshot event: the managed snapshot to copy to the destinations, or
+    /// the finished copy to share.
     #[serde(skip)]
     pub copy: Option<crate::envelope::RdsEvent>,
     /// The schedule's slot (EventBridge Scheduler's `<aws.scheduler.scheduled-time>`): names
@@ -114,7 +159,8 @@ pub struct Request {
     pub dry_run: bool,
 }
 
-/// RDS's "snapshot created" events; the copy starts from them.
+/// RDS's snapshot events: a managed snapshot created here starts the copies; a copy finished
+/// in a destination Region starts its share.
 const SNAPSHOT_EVENTS: &[&str] = &["RDS DB Snapshot Event", "RDS DB Cluster Snapshot Event"];
 
 pub fn parse_event(event: Value, config: &SnapshotConfig) -> Result<Request> {
@@ -219,5 +265,33 @@ mod tests {
             slot(&req, Utc::now()),
             Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn destinations_are_checked_before_they_reach_aws() {
+        let dest = |region: &str, account: Option<&str>| CopyDestination {
+            region: region.into(),
+            kms_key_id: None,
+            share_with_account: account.map(str::to_string),
+        };
+        for ok in ["us-west-2", "us-gov-east-1", "ap-southeast-4", "cn-north-1"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "us-west",
+            "US-WEST-2",
+            "us-west-2/../x",
+            "us--2",
+            "eu-west-x",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+        assert!(check_destinations(&[dest("eu-west-1", Some("210987654321"))]).is_ok());
+        let e = check_destinations(&[dest("eu-west-1", Some("2109-8765"))]).unwrap_err();
+        assert!(e.to_string().contains("'2109-8765'"), "{e}");
+        let e =
+            check_destinations(&[dest("eu-west-1", None), dest("eu-west-1", None)]).unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
     }
 }
