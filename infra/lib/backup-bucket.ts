@@ -6,6 +6,8 @@ import { Construct } from 'constructs';
 
 /** Every logical backup sits under this prefix: pgsteward/<db>/<yyyy>/<mm>/<dd>/... (the Rust writes the rest). */
 export const BACKUP_PREFIX = 'pgsteward';
+/** Rows archived by retention-prune before it deletes them: archive/<db>/... . Never pruned. */
+export const ARCHIVE_PREFIX = 'archive';
 
 /** Deleted or overwritten dumps stay recoverable this long (versioning), then S3 removes them. */
 export const NONCURRENT_DAYS = 30;

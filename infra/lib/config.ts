@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Node } from 'constructs';
+import { RetentionConfig, retentionConfigFromContext } from './retention-config';
 import { SnapshotConfig, snapshotConfigFromContext } from './snapshot-config';
 
 /** Where an existing database VPC is, when the stack must not create its own. */
@@ -13,7 +14,7 @@ export interface ExistingVpcConfig {
 
 export type LambdaArch = 'x86_64' | 'arm64';
 
-export interface PgstewardConfig extends SnapshotConfig {
+export interface PgstewardConfig extends SnapshotConfig, RetentionConfig {
   readonly dbIdentifier: string;
   readonly dbSecretArn: string;
   readonly eventBusName: string;
@@ -113,6 +114,7 @@ export function configFromContext(node: Node): PgstewardConfig {
     maintenanceWindow,
     vacuumJobs,
     ...snapshotConfigFromContext(node),
+    ...retentionConfigFromContext(node),
   };
 }
 

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { PgstewardConfig } from './config';
 import { HealthCheck } from './health-check';
 import { Network } from './network';
+import { RetentionPrune } from './retention-prune';
 import { Snapshot } from './snapshot';
 import { VacuumSweep } from './vacuum-sweep';
 
@@ -12,13 +13,14 @@ export interface PgstewardStackProps extends StackProps {
 
 /**
  * pgsteward for one database: shared network placement, then one construct per
- * task (health check, vacuum sweep, snapshot; restore, ... come as siblings).
+ * task (health check, vacuum sweep, snapshot, retention prune; restore, ... come as siblings).
  */
 export class PgstewardStack extends Stack {
   readonly network: Network;
   readonly healthCheck: HealthCheck;
   readonly vacuumSweep: VacuumSweep;
   readonly snapshot: Snapshot;
+  readonly retentionPrune: RetentionPrune;
 
   constructor(scope: Construct, id: string, props: PgstewardStackProps) {
     super(scope, id, props);
@@ -32,5 +34,9 @@ export class PgstewardStack extends Stack {
       deadTupleAlarm: this.healthCheck.alarms.DeadTupleRatioWorst.critical,
     });
     this.snapshot = new Snapshot(this, 'Snapshot', { config, network: this.network });
+    // Prunes the snapshot task's dumps and writes row archives to the same bucket.
+    this.retentionPrune = new RetentionPrune(this, 'RetentionPrune', {
+      config, network: this.network, backups: this.snapshot.backups,
+    });
   }
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { cfnLint } from './cfn-lint';
 import { EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
 import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgsteward-cfn-lint-'));
@@ -13,7 +14,7 @@ describe('cfn-lint', () => {
   const variants: Array<[string, Record<string, unknown>]> = [
     ['demo VPC', {}],
     ['existing VPC', EXISTING_VPC_CONTEXT],
-    ['demo VPC with every snapshot option', FULL_SNAPSHOT_CONTEXT],
+    ['demo VPC with every snapshot and retention option', { ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }],
   ];
   for (const [name, context] of variants) {
     test(`${name} template has no errors, warnings or notes`, () => {

@@ -5,13 +5,14 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { build, EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
 import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
 const VARIANTS: Array<[string, Record<string, unknown>]> = [
   ['demo VPC', {}],
   ['existing VPC', EXISTING_VPC_CONTEXT],
-  // Aurora, copies (encrypted, shared, plain) and a backup key: the snapshot task's optional grants.
-  ['existing VPC, every snapshot option', { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT }],
+  // Aurora, copies (encrypted, shared, plain) and a backup key: the snapshot and retention tasks' optional grants.
+  ['existing VPC, every snapshot and retention option', { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }],
 ];
 
 /** Every acknowledgement recorded in the tree: [construct path, rule id, reason]. */
