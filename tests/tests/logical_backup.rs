@@ -303,3 +303,82 @@ async fn the_object_store_going_away_mid_dump_is_a_clear_error_and_no_manifest()
     // Neither the dump nor its manifest became visible (the upload is left to the lifecycle rule).
     assert_eq!(objects_in(&bucket).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dump_still_running_at_the_lambda_deadline_is_stopped_and_leaves_nothing() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("dump_deadline").await;
+    pg.admin(&db)
+        .await
+        .batch_execute("CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+        .await
+        .unwrap();
+    // Another session holds the table: pg_dump waits for its lock and prints nothing, so
+    // only the deadline can end the run. The lock goes after two minutes, so a regression
+    // fails (the dump completes) instead of hanging.
+    let locker = pg.admin(&db).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE big IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        drop(locker);
+    });
+    let bucket = bucket("deadline").await;
+    let url = pg.admin_url(&db);
+    let task = task(&[
+        ("PGSTEWARD_DATABASE_URL", &url),
+        ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+        ("PGSTEWARD_PART_SIZE_MIB", "5"),
+    ])
+    .await;
+    // The task stops 20 s before the deadline: here, 2 s from now.
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(22);
+    let err = task
+        .handle(json!({"action": "logical-backup"}), Some(deadline))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Retryable", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Lambda deadline") && msg.contains("nothing was kept"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("waiting for a lock") && msg.contains("Fargate"),
+        "{msg}"
+    );
+    assert_eq!(objects_in(&bucket).await, 0, "neither dump nor manifest");
+    let uploads = s3()
+        .await
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the multipart upload was not aborted"
+    );
+    // pg_dump was killed: nothing is left waiting on the lock.
+    let admin = pg.admin("postgres").await;
+    let mut waiting = -1;
+    for _ in 0..100 {
+        waiting = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&db],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting, 0, "pg_dump still waits on the lock");
+    release.abort();
+}

@@ -149,6 +149,9 @@ pub async fn run(
         .await?;
     info!(db_instance = %b.db_identifier, key = %b.keys.dump, snapshot = %snapshot, "logical backup started");
     let streamed = stream(&b, &snapshot, &upload_id, clock).await;
+    if streamed.is_err() {
+        end_dump_session(&client, &snapshot, report).await;
+    }
     let outcome = match streamed {
         Ok(s) => match count_rows(&client).await {
             Ok(t) => b
@@ -227,6 +230,7 @@ async fn stream(
             &format!("--snapshot={snapshot}"),
         ])
         .envs(b.target.libpq_env())
+        .env("PGAPPNAME", dump_app_name(snapshot))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -255,18 +259,23 @@ async fn stream(
     while !eof {
         // Fill one part.
         while buf.len() < b.part_bytes {
-            if let Some(stop) = b.stop_at {
-                if clock.now() >= stop {
-                    let _ = child.kill().await;
-                    return Err(Error::Retryable(
-                        "the dump would outlast the Lambda deadline; it was stopped and nothing was kept: run this database's logical backup as the Fargate task".into(),
-                    ));
+            let read = stdout.read_buf(&mut buf);
+            let n = match b.stop_at {
+                None => read.await,
+                // Bounded even while pg_dump prints nothing (waiting on a lock, say): a
+                // blocked read must not carry the run past the deadline.
+                Some(stop) => {
+                    let left = (stop - clock.now()).to_std().unwrap_or_default();
+                    match tokio::time::timeout(left, read).await {
+                        Ok(n) if !left.is_zero() => n,
+                        _ => {
+                            let _ = child.kill().await;
+                            return Err(deadline_reached(stop, total + buf.len() as u64));
+                        }
+                    }
                 }
             }
-            let n = stdout
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| Error::internal(format!("reading pg_dump's output failed: {e}")))?;
+            .map_err(|e| Error::internal(format!("reading pg_dump's output failed: {e}")))?;
             if n == 0 {
                 eof = true;
                 break;
@@ -322,6 +331,45 @@ async fn stream(
         etags,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// pg_dump's session name: unique to the run (the snapshot id), so it can be found and ended.
+fn dump_app_name(snapshot: &str) -> String {
+    format!("pgsteward-dump {snapshot}")
+}
+
+/// Ends pg_dump's server session after a failure. A killed pg_dump's backend notices only
+/// when it next talks to its client, so one waiting on a lock would stay queued, holding the
+/// locks it already has. A role may end its own sessions.
+async fn end_dump_session(client: &tokio_postgres::Client, snapshot: &str, report: &mut Report) {
+    let ended = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&dump_app_name(snapshot)],
+        )
+        .await;
+    if let Err(e) = ended {
+        warn!(error = %e, "ending pg_dump's session failed");
+        report.warn(format!(
+            "pg_dump's server session (application_name '{}') could not be ended ({e}); if it lingers, end it with pg_terminate_backend",
+            dump_app_name(snapshot)
+        ));
+    }
+}
+
+/// The dump stopped short of the Lambda deadline; `streamed` bytes were read by then.
+fn deadline_reached(stop: DateTime<Utc>, streamed: u64) -> Error {
+    let hint = if streamed == 0 {
+        "pg_dump had printed nothing, so it was probably waiting for a lock another session holds (see pg_locks); "
+    } else {
+        ""
+    };
+    Error::Retryable(format!(
+        "the logical backup was stopped at {} to end before the Lambda deadline, after {:.1} MiB of dump: pg_dump was killed, the upload aborted and nothing was kept; {hint}a dump this long runs as the Fargate task (LogicalBackup state machine)",
+        stop.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        streamed as f64 / 1048576.0
+    ))
 }
 
 /// Part uploads in flight; on an early return they are cancelled, so none lands after the
