@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use pgsteward_core::health_check::{self, HealthCheckConfig};
+use pgsteward_core::retention_prune;
 use pgsteward_core::snapshot::{self, SnapshotConfig};
 use pgsteward_core::vacuum_sweep::{self, VacuumConfig};
 use pgsteward_tests::repo_root;
@@ -44,10 +45,14 @@ fn every_sample_event_parses_for_its_function() {
                     snapshot::parse_event(event, &sn)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
+                retention_prune::TASK => {
+                    retention_prune::parse_event(event)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
                 other => panic!("events/{other}/ has no function to parse it"),
             }
             seen += 1;
         }
     }
-    assert!(seen >= 12, "only {seen} events found");
+    assert!(seen >= 17, "only {seen} events found");
 }

@@ -270,3 +270,69 @@ async fn snapshot_runs_its_sample_events() {
         vec!["would-create-snapshot", "create-snapshot", "logical-backup"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prune_runs_its_sample_events() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("lambda_prune").await;
+    pg.admin(&db)
+        .await
+        .batch_execute(
+            "CREATE TABLE audit_events (id int, created_at timestamptz);
+             INSERT INTO audit_events SELECT g, now() - g * interval '1 day' FROM generate_series(1, 200) g;",
+        )
+        .await
+        .unwrap();
+    let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let instance = pgsteward_tests::snapshots::id();
+    pgsteward_tests::snapshots::instance(&instance).await;
+    let bucket = pgsteward_tests::snapshots::bucket("lambda-prune").await;
+    let api = RuntimeApi::start().await;
+    let mut vars = secret_config(
+        pg,
+        arn,
+        &[
+            ("PGSTEWARD_BACKUP_BUCKET", bucket),
+            (
+                "PGSTEWARD_ARCHIVE_RULES",
+                r#"[{"table":"audit_events","column":"created_at","olderThanDays":90}]"#.into(),
+            ),
+        ],
+    );
+    vars.retain(|(k, _)| *k != "PGSTEWARD_DB_IDENTIFIER");
+    vars.push(("PGSTEWARD_DB_IDENTIFIER", instance));
+    let child = spawn_named("retention-prune", &api, &vars);
+    let read = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("events/retention-prune").join(name))
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    for name in ["console-plan.json", "rows-only.json", "daily-schedule.json"] {
+        api.push(name, read(name));
+    }
+    let outcomes = api.wait_outcomes(3, 120).await;
+    let logs = stop(child);
+    assert_eq!(outcomes.len(), 3, "{logs}");
+    let reports: Vec<&Value> = outcomes
+        .iter()
+        .map(|(id, o)| match o {
+            Outcome::Response(r) => r,
+            Outcome::Error(e) => panic!("{id}: {e}\n{logs}"),
+        })
+        .collect();
+    assert_eq!(reports[0]["dryRun"], true);
+    assert_eq!(reports[1]["done"][0]["action"], "archive-and-delete");
+    assert_eq!(reports[1]["done"][0]["detail"]["rows"], 111);
+    // The schedule's run finds nothing more to archive and no backup to delete.
+    assert_eq!(reports[2]["done"][0]["detail"]["rows"], 0);
+    let rows: i64 = pg
+        .admin(&db)
+        .await
+        .query_one("SELECT count(*) FROM audit_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 89);
+}
