@@ -9,6 +9,7 @@ pub mod http;
 pub mod moto;
 pub mod postgres;
 pub mod process;
+pub mod rds_pages;
 pub mod retention;
 pub mod runtime_api;
 pub mod snapshots;

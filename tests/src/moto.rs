@@ -57,6 +57,8 @@ impl Moto {
                 &port.to_string(),
             ])
             .env("MOTO_PORT", port.to_string())
+            // moto's default of 1,000 manual snapshots is below the retention benchmark's 5,000.
+            .env("MOTO_RDS_SNAPSHOT_LIMIT", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
