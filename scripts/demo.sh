@@ -130,4 +130,38 @@ PGSTEWARD_DB_IDENTIFIER=orders-prod "$pgsteward" snapshot --database-url "$url"
 step "pgsteward snapshot --logical: pg_dump -Fc streamed into S3 (moto) with a SHA-256 and a manifest"
 PGSTEWARD_DB_IDENTIFIER=shop "$pgsteward" snapshot --logical --bucket demo-backups --database-url "$url"
 
-step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken, the reports went to EventBridge (moto)"
+psql_demo shop <<'SQL'
+CREATE TABLE audit_events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text, action text);
+INSERT INTO audit_events SELECT g, now() - (g % 180) * interval '1 day', 'user-' || g % 50, 'login'
+  FROM generate_series(1, 20000) g;
+ALTER TABLE audit_events OWNER TO pgsteward;
+SQL
+.venv/bin/python - <<'PY'
+import boto3, datetime
+rds = boto3.client("rds")
+day = datetime.datetime.now(datetime.timezone.utc).replace(hour=2, minute=0, second=0, microsecond=0)
+for d in range(1, 46):
+    tags = [{"Key": "pgsteward:managed", "Value": "true"}]
+    if d == 40:
+        tags.append({"Key": "pgsteward:pinned", "Value": "true"})
+    name = (day - datetime.timedelta(days=d)).strftime("pgsteward-orders-prod-%Y%m%d-%H%M")
+    rds.create_db_snapshot(DBInstanceIdentifier="orders-prod", DBSnapshotIdentifier=name, Tags=tags)
+rds.create_db_snapshot(DBInstanceIdentifier="orders-prod", DBSnapshotIdentifier="before-upgrade-by-hand")
+PY
+export PGSTEWARD_RETENTION_POLICY='{"days":7,"weeks":4,"minKeep":3}'
+step "pgsteward retention-prune --scope backups: 45 days of snapshots against {days: 7, weeks: 4}; the plan only"
+PGSTEWARD_DB_IDENTIFIER=orders-prod "$pgsteward" retention-prune --scope backups --database-url "$url"
+
+step "pgsteward retention-prune --apply: deleted oldest first; the unmanaged, automated and pinned ones stay"
+PGSTEWARD_DB_IDENTIFIER=orders-prod "$pgsteward" retention-prune --scope backups --apply --format json --database-url "$url" |
+  .venv/bin/python -c 'import json,sys; r=json.load(sys.stdin); d=[x["target"] for x in r["done"]]; k=[b["id"] for b in r["details"]["backups"] if b["decision"]=="keep"]; print(f"deleted {len(d)}, oldest first: {d[0]} … {d[-1]}\nkept {len(k)}: " + ", ".join(k)); [print("warning:", w) for w in r["warnings"]]'
+
+export PGSTEWARD_ARCHIVE_RULES='[{"table":"public.audit_events","column":"created_at","olderThanDays":90}]'
+step "pgsteward retention-prune --scope rows: audit_events older than 90 days (seed 001); the plan only"
+PGSTEWARD_DB_IDENTIFIER=shop "$pgsteward" retention-prune --scope rows --bucket demo-backups --database-url "$url"
+
+step "--apply: each batch streamed to S3 as gzip CSV, read back and counted, then committed; VACUUM ANALYZE after"
+PGSTEWARD_DB_IDENTIFIER=shop PGSTEWARD_ARCHIVE_BATCH_ROWS=5000 "$pgsteward" retention-prune --scope rows --apply --bucket demo-backups --database-url "$url"
+psql_demo shop -c "SELECT count(*) AS audit_rows_left, min(created_at)::date AS oldest FROM audit_events"
+
+step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken and pruned, old rows archived, the reports went to EventBridge (moto)"

@@ -37,7 +37,18 @@ pub fn table(report: &Report) -> String {
             out.push('\n');
         }
     }
-    for d in &report.done {
+    // Backup deletions are in the listing above; one line says how many.
+    let listed = |a: &str| a == "delete" || a == "would-delete";
+    let deletions = report.done.iter().filter(|d| listed(&d.action)).count();
+    if deletions > 0 {
+        let verb = if report.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        out.push_str(&format!("{verb} {deletions} backups, oldest first\n"));
+    }
+    for d in report.done.iter().filter(|d| !listed(&d.action)) {
         out.push_str(&format!("{}: {}  {}\n", d.action, d.target, d.detail));
     }
     for s in &report.skipped {
