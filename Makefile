@@ -37,6 +37,7 @@ bench:
 	@bench/run.sh
 	@bench/vacuum.sh
 	@bench/snapshot.sh
+	@bench/retention.sh
 
 clean:
 	cargo clean

@@ -180,7 +180,7 @@ pub fn parse_url(raw: &str, default_ca: Option<&Path>, timeout: Duration) -> Res
         }
     }
     let rest = rest.as_str().trim_end_matches('?').to_string();
-    let password = url.password().map(|p| percent_decode(p));
+    let password = url.password().map(percent_decode);
     let mut config: PgConfig = rest.parse().map_err(|e: tokio_postgres::Error| {
         Error::InvalidConfig(scrub(
             format!("database url {shown} is not valid: {e}; see libpq's connection URI format"),
