@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Annotations, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import type { PgstewardConfig } from './config';
 import type { Network } from './network';
 
@@ -92,4 +92,16 @@ export function acknowledgeRoleFindings(fn: lambda.Function): void {
       reason: 'AWS-maintained policy for VPC ENIs; the EC2 network-interface actions it grants do not support resource-level scoping',
     },
   );
+}
+
+/**
+ * An ARN in this stack's account as cdk-nag writes it in a finding id: pseudo parameters
+ * while the stack is environment-agnostic, names once bin/app.ts pins its Region (a known
+ * Region also makes the partition known). `region` absent: this stack's Region.
+ */
+export function findingArn(scope: IConstruct, service: string, resource: string, region?: string): string {
+  const stack = Stack.of(scope);
+  const known = (value: string, pseudo: string) => (Token.isUnresolved(value) ? `<AWS::${pseudo}>` : value);
+  return `arn:${known(stack.partition, 'Partition')}:${service}:${region ?? known(stack.region, 'Region')}:` +
+    `${known(stack.account, 'AccountId')}:${resource}`;
 }

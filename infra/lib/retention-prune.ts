@@ -8,7 +8,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ARCHIVE_PREFIX, BACKUP_PREFIX, BackupBucket, NONCURRENT_DAYS } from './backup-bucket';
 import type { PgstewardConfig } from './config';
-import { CA_BUNDLE_FILE, rustFunction } from './function';
+import { CA_BUNDLE_FILE, findingArn, rustFunction } from './function';
 import type { Network } from './network';
 import { MANAGED_TAG, pruneBucketStatements, pruneRdsStatements, SCRATCH_TAG } from './retention-prune-iam';
 
@@ -129,8 +129,8 @@ export class RetentionPrune extends Construct {
   private acknowledgeRole(): void {
     const stack = Stack.of(this);
     const bucketId = stack.resolve((this.backups.bucket.node.defaultChild as unknown as { logicalId: string }).logicalId);
-    const regions = ['<AWS::Region>', ...this.config.copyDestinations.map((d) => d.region)];
-    const rdsArn = (region: string, resource: string) => `arn:<AWS::Partition>:rds:${region}:<AWS::AccountId>:${resource}:*`;
+    const regions = [undefined, ...this.config.copyDestinations.map((d) => d.region)];
+    const rdsArn = (region: string | undefined, resource: string) => findingArn(this, 'rds', `${resource}:*`, region);
     Validations.of(this.function.role!).acknowledge(
       {
         id: 'AwsSolutions-IAM5[Resource::*]',
@@ -140,11 +140,11 @@ export class RetentionPrune extends Construct {
       // Managed snapshots here and their copies: names are made at run time, the tag condition picks pgsteward's.
       ...regions.flatMap((region) => ['snapshot', 'cluster-snapshot'].map((kind) => ({
         id: `AwsSolutions-IAM5[Resource::${rdsArn(region, kind)}]`,
-        reason: `rds delete on ${kind} in ${region} is allowed only when the snapshot is tagged ${MANAGED_TAG}=true ` +
+        reason: `rds delete on ${kind} in ${region ?? 'this Region'} is allowed only when the snapshot is tagged ${MANAGED_TAG}=true ` +
           '(aws:ResourceTag condition); unmanaged snapshots stay out of reach',
       }))),
       ...['db', 'cluster'].map((kind) => ({
-        id: `AwsSolutions-IAM5[Resource::${rdsArn('<AWS::Region>', kind)}]`,
+        id: `AwsSolutions-IAM5[Resource::${rdsArn(undefined, kind)}]`,
         reason: `scratch ${kind} names come from the verification drill at run time; delete is allowed only when the ` +
           `resource is tagged ${SCRATCH_TAG}=true (aws:ResourceTag condition), never the production database`,
       })),

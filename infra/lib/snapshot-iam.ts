@@ -1,5 +1,6 @@
 import { ArnFormat, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import { MANAGED_TAG } from './retention-prune-iam';
 import type { CopyDestination, SnapshotSource } from './snapshot-config';
 
 /** Managed snapshots (and their copies) are named pgsteward-...; nothing else is created, tagged or copied. */
@@ -16,6 +17,7 @@ export const RDS_ACTIONS = {
     describeSource: 'rds:DescribeDBInstances',
     describeSnapshots: 'rds:DescribeDBSnapshots',
     copy: 'rds:CopyDBSnapshot',
+    describeShares: 'rds:DescribeDBSnapshotAttributes',
     share: 'rds:ModifyDBSnapshotAttribute',
   },
   cluster: {
@@ -25,6 +27,7 @@ export const RDS_ACTIONS = {
     describeSource: 'rds:DescribeDBClusters',
     describeSnapshots: 'rds:DescribeDBClusterSnapshots',
     copy: 'rds:CopyDBClusterSnapshot',
+    describeShares: 'rds:DescribeDBClusterSnapshotAttributes',
     share: 'rds:ModifyDBClusterSnapshotAttribute',
   },
 } as const;
@@ -66,9 +69,15 @@ export function snapshotStatements(
   }
   const shared = destinations.filter((d) => d.shareWithAccount !== undefined);
   if (shared.length > 0) {
+    // Only in the Regions whose copies are shared (describing the copy itself is the `*` statement above).
+    const sharedCopies = shared.map((d) => arn(a.snapshotResource, `${SNAPSHOT_NAME_PREFIX}*`, d.region));
+    // Who may restore the copy already: a repeated copy-finished event changes nothing.
+    statements.push(new iam.PolicyStatement({ actions: [a.describeShares], resources: sharedCopies }));
+    // Adding the account to the restore attribute, only on copies this function tagged as managed.
     statements.push(new iam.PolicyStatement({
       actions: [a.share],
-      resources: shared.map((d) => arn(a.snapshotResource, `${SNAPSHOT_NAME_PREFIX}*`, d.region)),
+      resources: sharedCopies,
+      conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: 'true' } },
     }));
   }
   const keys = destinations.flatMap((d) => (d.kmsKeyId ? [d.kmsKeyId] : []));

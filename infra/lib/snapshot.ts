@@ -11,9 +11,10 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { BACKUP_PREFIX, BackupBucket } from './backup-bucket';
 import type { PgstewardConfig } from './config';
-import { acknowledgeRoleFindings, CA_BUNDLE_FILE, rustFunction } from './function';
+import { acknowledgeRoleFindings, CA_BUNDLE_FILE, findingArn, rustFunction } from './function';
 import { LOGICAL_BACKUP_INPUT_HELP, LogicalBackup } from './logical-backup';
 import type { Network } from './network';
+import { COPY_FINISHED_EVENT_IDS, SNAPSHOT_CREATED_EVENT_IDS, snapshotEventPattern } from './snapshot-events';
 import { RDS_ACTIONS, SNAPSHOT_NAME_PREFIX, snapshotStatements } from './snapshot-iam';
 import { PG_DUMP, stageSnapshotImage, warnAboutImage } from './snapshot-image';
 
@@ -43,13 +44,6 @@ export const SNAPSHOT_SCHEDULES: readonly SnapshotSchedule[] = [
     description: 'pgsteward daily logical backup (pg_dump -Fc to S3), 02:30 UTC',
   },
 ];
-
-/**
- * RDS events that mean "a manual snapshot is available": RDS-EVENT-0042 (DB
- * snapshot) and RDS-EVENT-0075 (DB cluster snapshot). Managed snapshots are
- * manual snapshots; RDS-EVENT-0169 is the *automated* cluster snapshot event.
- */
-export const SNAPSHOT_CREATED_EVENT_IDS = ['RDS-EVENT-0042', 'RDS-EVENT-0075'];
 
 /**
  * The snapshot task: RDS/Aurora snapshots and their cross-Region/account copies
@@ -195,15 +189,16 @@ export class Snapshot extends Construct {
     })));
   }
 
-  /** A managed snapshot is available -> the raw RDS event to the function, which copies it to each destination. */
+  /**
+   * The raw RDS event to the function: a managed snapshot available here -> it copies it to
+   * each destination; a copy finished in a destination (forwarded to this bus by that
+   * Region's CopyEventForwarderStack) -> it shares the copy with the destination's account.
+   */
   private snapshotEventRule(): events.Rule {
-    const rule = new events.Rule(this, 'SnapshotCreatedRule', {
-      description: 'RDS manual (DB or cluster) snapshot created -> pgsteward copies managed snapshots to the configured Regions',
-      eventPattern: {
-        source: ['aws.rds'],
-        detailType: ['RDS DB Snapshot Event', 'RDS DB Cluster Snapshot Event'],
-        detail: { EventID: SNAPSHOT_CREATED_EVENT_IDS },
-      },
+    const rule = new events.Rule(this, 'SnapshotEventRule', {
+      description: 'RDS managed snapshot created here -> pgsteward copies it to the configured Regions; ' +
+        'copy finished in a destination (forwarded) -> pgsteward shares it',
+      eventPattern: snapshotEventPattern(this.config.dbIdentifier, [...SNAPSHOT_CREATED_EVENT_IDS, ...COPY_FINISHED_EVENT_IDS]),
     });
     rule.addTarget(new eventsTargets.LambdaFunction(this.function, { retryAttempts: 2, maxEventAge: Duration.hours(6) }));
     return rule;
@@ -211,7 +206,7 @@ export class Snapshot extends Construct {
 
   private acknowledgeSnapshotRole(): void {
     const kind = RDS_ACTIONS[this.config.snapshotSource].snapshotResource;
-    const regions = ['<AWS::Region>', ...this.config.copyDestinations.map((d) => d.region)];
+    const regions = [undefined, ...this.config.copyDestinations.map((d) => d.region)];
     Validations.of(this.function.role!).acknowledge(
       {
         id: 'AwsSolutions-IAM5[Resource::*]',
@@ -220,9 +215,9 @@ export class Snapshot extends Construct {
       },
       // This Region's managed snapshots, and their copies in each destination.
       ...regions.map((region) => ({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds:${region}:<AWS::AccountId>:${kind}:${SNAPSHOT_NAME_PREFIX}*]`,
+        id: `AwsSolutions-IAM5[Resource::${findingArn(this, 'rds', `${kind}:${SNAPSHOT_NAME_PREFIX}*`, region)}]`,
         reason: `${kind} names are made from the scheduled time at run time; the ${SNAPSHOT_NAME_PREFIX} prefix limits the ` +
-          'function to managed snapshots (copies keep it)',
+          'function to managed snapshots (copies keep it), and sharing a copy also needs its pgsteward:managed tag',
       })),
     );
   }

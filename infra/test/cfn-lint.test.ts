@@ -1,7 +1,9 @@
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { Template } from 'aws-cdk-lib/assertions';
 import { cfnLint } from './cfn-lint';
 import { EXISTING_VPC_CONTEXT, synth } from './helpers';
 import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
@@ -23,4 +25,15 @@ describe('cfn-lint', () => {
       cfnLint(file);
     });
   }
+
+  test('pinned Region with every option, and its copy-event forwarder stack: no errors, warnings or notes', () => {
+    const { template, forwarders } = synth({ ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }, { homeRegion: 'us-east-1' });
+    assert.equal(forwarders.length, 1);
+    const files = [['pinned', template], ['forwarder', Template.fromStack(forwarders[0])]] as const;
+    for (const [what, t] of files) {
+      const file = path.join(dir, `${what}.template.json`);
+      fs.writeFileSync(file, JSON.stringify(t.toJSON(), null, 1));
+      cfnLint(file);
+    }
+  });
 });

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { configFromContext, PgstewardConfig } from '../lib/config';
+import { CopyEventForwarderStack, copyEventForwarders } from '../lib/copy-forwarder';
 import { PgstewardStack } from '../lib/pgsteward-stack';
 
 /** The feature flags the CLI passes from cdk.json, so tests see what `cdk synth` sees. */
@@ -40,6 +41,8 @@ export interface Built {
   readonly app: App;
   readonly stack: PgstewardStack;
   readonly config: PgstewardConfig;
+  /** With SynthOptions.homeRegion: one per destination that shares, as bin/app.ts adds them. */
+  readonly forwarders: CopyEventForwarderStack[];
 }
 
 export interface Synth extends Built {
@@ -49,6 +52,8 @@ export interface Synth extends Built {
 export interface SynthOptions {
   /** Keep the placeholder-code warning (acknowledged by default: the tests build no Rust). */
   readonly keepPlaceholderWarning?: boolean;
+  /** Pin the stack to this Region and add the copy-event forwarders, as bin/app.ts does when a destination shares. */
+  readonly homeRegion?: string;
 }
 
 /** The app and stack, not yet synthesized (the tree can still be changed). */
@@ -61,8 +66,10 @@ export function build(context: Record<string, unknown> = {}, options: SynthOptio
     });
   }
   const config = configFromContext(app.node);
-  const stack = new PgstewardStack(app, 'Test', { config });
-  return { app, stack, config };
+  const { homeRegion } = options;
+  const stack = new PgstewardStack(app, 'Test', { config, env: homeRegion ? { region: homeRegion } : undefined });
+  const forwarders = homeRegion ? copyEventForwarders(app, 'Test', config, homeRegion) : [];
+  return { app, stack, config, forwarders };
 }
 
 export function synth(context: Record<string, unknown> = {}, options: SynthOptions = {}): Synth {

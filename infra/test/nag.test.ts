@@ -4,15 +4,18 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
-import { build, EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { build, EXISTING_VPC_CONTEXT, synth, SynthOptions } from './helpers';
 import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
 import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
-const VARIANTS: Array<[string, Record<string, unknown>]> = [
+const VARIANTS: Array<[string, Record<string, unknown>, SynthOptions?]> = [
   ['demo VPC', {}],
   ['existing VPC', EXISTING_VPC_CONTEXT],
   // Aurora, copies (encrypted, shared, plain) and a backup key: the snapshot and retention tasks' optional grants.
   ['existing VPC, every snapshot and retention option', { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }],
+  // As bin/app.ts builds it for a shared copy: the stack pinned to its Region (ARNs in findings
+  // then name the Region and partition) and a copy-event forwarder stack in us-west-2.
+  ['pinned Region with a copy-event forwarder, every option', { ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }, { homeRegion: 'us-east-1' }],
 ];
 
 /** Every acknowledgement recorded in the tree: [construct path, rule id, reason]. */
@@ -30,9 +33,11 @@ function acknowledgements(root: IConstruct): Array<[string, string, string]> {
 }
 
 describe('cdk-nag AwsSolutions', () => {
-  for (const [name, context] of VARIANTS) {
+  for (const [name, context, options] of VARIANTS) {
     test(`${name}: no unacknowledged errors or warnings`, () => {
-      const { app } = synth(context);
+      const { app, forwarders } = synth(context, options);
+      // Every stack of the app is checked, the forwarders included.
+      assert.equal(forwarders.length, options?.homeRegion ? 1 : 0);
       const report = new AwsSolutionsChecks(app).validateScope(app);
       const lines = report.violations.map((v) =>
         `${v.severity} ${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}: ${v.description}`);
@@ -41,7 +46,7 @@ describe('cdk-nag AwsSolutions', () => {
     });
 
     test(`${name}: every acknowledgement names a rule and says why`, () => {
-      const { app } = synth(context);
+      const { app } = synth(context, options);
       const acks = acknowledgements(app);
       // aws-cdk-lib acknowledges some of its own template-validation rules; not ours to judge.
       const ours = acks.filter(([, id]) => !id.startsWith('CloudFormation-Validate::'));

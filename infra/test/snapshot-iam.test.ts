@@ -67,11 +67,17 @@ describe('snapshot function role (Aurora cluster, copies to two Regions, one sha
     assert.deepEqual(tag.Condition, { 'ForAllValues:StringLike': { 'aws:TagKeys': ['pgsteward:*'] } });
   });
 
-  test('copy from here to each destination; share only where shareWithAccount is set', () => {
+  test('copy from here to each destination; share only where shareWithAccount is set, only managed copies', () => {
     assert.deepEqual(set(allowing(statements, 'rds:CopyDBClusterSnapshot')[0].Resource), set([local, west, eu]));
-    const share = allowing(statements, 'rds:ModifyDBClusterSnapshotAttribute');
-    assert.equal(share.length, 1);
-    assert.deepEqual(share[0].Resource, west);
+    assert.deepEqual(allowing(statements, 'rds:DescribeDBClusterSnapshotAttributes'), [
+      { Action: 'rds:DescribeDBClusterSnapshotAttributes', Effect: 'Allow', Resource: west },
+    ]);
+    assert.deepEqual(allowing(statements, 'rds:ModifyDBClusterSnapshotAttribute'), [{
+      Action: 'rds:ModifyDBClusterSnapshotAttribute', Effect: 'Allow', Resource: west,
+      Condition: { StringEquals: { 'aws:ResourceTag/pgsteward:managed': 'true' } },
+    }]);
+    // The copy itself is found in its Region by the describe-on-`*` statement.
+    assert.deepEqual(allowing(statements, 'rds:DescribeDBClusterSnapshots')[0].Resource, '*');
   });
 
   test('the destination key: DescribeKey, and CreateGrant for AWS resources only', () => {
@@ -94,7 +100,27 @@ describe('copies without keys or sharing', () => {
     assert.deepEqual(set(allowing(statements, 'rds:CopyDBSnapshot')[0].Resource),
       set([rds(HERE, ':snapshot:pgsteward-*'), rds('eu-west-1', ':snapshot:pgsteward-*')]));
     assert.equal(JSON.stringify(statements).includes('kms:'), false);
-    assert.deepEqual(allowing(statements, 'rds:ModifyDBSnapshotAttribute'), []);
+    for (const action of ['rds:DescribeDBSnapshotAttributes', 'rds:ModifyDBSnapshotAttribute']) {
+      assert.deepEqual(allowing(statements, action), [], action);
+    }
+  });
+});
+
+describe('instance copies shared with an account', () => {
+  test('DB snapshot attribute actions in the sharing Region only; modify needs the managed tag', () => {
+    const { template, stack } = synth(COPY_CONTEXT);
+    const statements = roleStatements(template, stack, stack.snapshot.function.role!);
+    const west = rds('us-west-2', ':snapshot:pgsteward-*');
+    assert.deepEqual(allowing(statements, 'rds:DescribeDBSnapshotAttributes'), [
+      { Action: 'rds:DescribeDBSnapshotAttributes', Effect: 'Allow', Resource: west },
+    ]);
+    assert.deepEqual(allowing(statements, 'rds:ModifyDBSnapshotAttribute'), [{
+      Action: 'rds:ModifyDBSnapshotAttribute', Effect: 'Allow', Resource: west,
+      Condition: { StringEquals: { 'aws:ResourceTag/pgsteward:managed': 'true' } },
+    }]);
+    for (const action of ['rds:DescribeDBClusterSnapshotAttributes', 'rds:ModifyDBClusterSnapshotAttribute']) {
+      assert.deepEqual(allowing(statements, action), [], action);
+    }
   });
 });
 

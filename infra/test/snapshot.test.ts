@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
 import { configFromContext, DEFAULTS } from '../lib/config';
 import { DOCKERFILE } from '../lib/snapshot-image';
-import { SNAPSHOT_CREATED_EVENT_IDS } from '../lib/snapshot';
+import { COPY_FINISHED_EVENT_IDS, managedSnapshotPrefix, SNAPSHOT_CREATED_EVENT_IDS } from '../lib/snapshot-events';
 import { newApp, synth } from './helpers';
 import { BACKUP_KEY, COPY_CONTEXT, COPY_DESTINATIONS, WEST_KEY } from './snapshot-fixtures';
 
@@ -136,17 +136,20 @@ describe('RDS snapshot events -> copies', () => {
     assert.deepEqual(template.findResources('AWS::Events::Rule', { Properties: { EventPattern: { source: ['aws.rds'] } } }), {});
   });
 
-  test('with destinations: manual DB and cluster snapshot created -> the snapshot function, raw event', () => {
+  test('with destinations: this database\'s managed snapshot created, or its copy finished (any Region) -> the snapshot function, raw event', () => {
     const s = synth(COPY_CONTEXT);
     const ruleId = s.stack.getLogicalId(s.stack.snapshot.copyRule!.node.defaultChild as never);
     const rule = s.template.toJSON().Resources[ruleId].Properties;
     assert.deepEqual(rule.EventPattern, {
       source: ['aws.rds'],
       'detail-type': ['RDS DB Snapshot Event', 'RDS DB Cluster Snapshot Event'],
-      detail: { EventID: ['RDS-EVENT-0042', 'RDS-EVENT-0075'] },
+      // 0042/0075 created here; 0060 (DB) and 0075 (Aurora) finished copies, forwarded from their Regions.
+      detail: { EventID: ['RDS-EVENT-0042', 'RDS-EVENT-0075', 'RDS-EVENT-0060'], SourceIdentifier: [{ prefix: 'pgsteward-orders-prod-' }] },
     });
     assert.deepEqual(SNAPSHOT_CREATED_EVENT_IDS, ['RDS-EVENT-0042', 'RDS-EVENT-0075']);
-    assert.equal(rule.EventBusName, undefined, 'RDS events arrive on the default bus');
+    assert.deepEqual(COPY_FINISHED_EVENT_IDS, ['RDS-EVENT-0060', 'RDS-EVENT-0075']);
+    assert.equal(rule.EventPattern.region, undefined, 'forwarded events keep their own Region');
+    assert.equal(rule.EventBusName, undefined, 'RDS events (and the forwarded ones) arrive on the default bus');
     const snapshotFn = { 'Fn::GetAtt': [s.stack.getLogicalId(s.stack.snapshot.function.node.defaultChild as never), 'Arn'] };
     assert.deepEqual(rule.Targets, [{ Arn: snapshotFn, Id: 'Target0', RetryPolicy: { MaximumEventAgeInSeconds: 21600, MaximumRetryAttempts: 2 } }]);
     assert.equal(rule.Targets[0].Input ?? rule.Targets[0].InputTransformer, undefined);
@@ -156,6 +159,16 @@ describe('RDS snapshot events -> copies', () => {
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ PGSTEWARD_COPY_DESTINATIONS: JSON.stringify(COPY_DESTINATIONS) }) },
     });
+  });
+});
+
+describe('managed snapshot names in event patterns', () => {
+  test('the prefix is made like the function makes names: lowercase, runs of other characters as one hyphen', () => {
+    assert.equal(managedSnapshotPrefix('orders-prod'), 'pgsteward-orders-prod-');
+    assert.equal(managedSnapshotPrefix('Orders--Prod'), 'pgsteward-orders-prod-');
+    assert.equal(managedSnapshotPrefix('db1-'), 'pgsteward-db1-');
+    // request.rs names_tiers_and_slots: snapshot_name("Orders_Prod..eu", ...) = pgsteward-orders-prod-eu-20261122-0200.
+    assert.equal(managedSnapshotPrefix('Orders_Prod..eu'), 'pgsteward-orders-prod-eu-');
   });
 });
 
