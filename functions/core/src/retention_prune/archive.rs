@@ -1,6 +1,6 @@
-//! Archive then delete old rows (seed 001), in batches. Each batch is one transaction:
-//! `COPY (DELETE … RETURNING *) TO STDOUT` streamed as gzip CSV to S3, read back and
-//! counted, and only then COMMIT. Any failure rolls back, so a row is never deleted
+//! Archive then delete old rows (seed 001), in batches of heap pages. Each batch is one
+//! transaction: `COPY (DELETE … RETURNING …) TO STDOUT` streamed as gzip CSV to S3, read
+//! back and counted, and only then COMMIT. Any failure rolls back, so a row is never deleted
 //! without its archive. A crash between the upload and the commit leaves the rows and an
 //! extra object that no manifest lists; the next run archives the rows again.
 
@@ -68,35 +68,58 @@ fn predicate(rule: &ArchiveRule, cutoff: DateTime<Utc>) -> String {
     p
 }
 
-/// One batch, oldest rows first, skipping rows another session holds. The predicate is
-/// repeated outside the subquery so a ctid reused in another partition never widens it.
-pub fn delete_sql(rule: &ArchiveRule, cutoff: DateTime<Utc>, limit: u32) -> String {
-    let (schema, name) = split(&rule.table);
-    let t = quote_qualified(schema, name);
-    let p = predicate(rule, cutoff);
+/// A batch: a range of pages of one table (a leaf partition for a partitioned table).
+/// Walking the heap in page ranges reads every page once in all; a `LIMIT` with `ORDER BY`
+/// would scan and sort the rest of the table for every batch.
+#[derive(Debug, Clone)]
+pub struct Range {
+    pub relation: String,
+    pub from_page: i64,
+    pub to_page: i64,
+}
+
+pub fn delete_sql(range: &Range, predicate: &str, returning: Option<&str>) -> String {
     format!(
-        "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {p} ORDER BY {col} LIMIT {limit} FOR UPDATE SKIP LOCKED)) AND {p}",
-        col = quote_ident(&rule.column)
+        "DELETE FROM {} WHERE ctid >= '({},0)'::tid AND ctid < '({},0)'::tid AND {predicate}{}",
+        range.relation,
+        range.from_page,
+        range.to_page,
+        returning
+            .map(|c| format!(" RETURNING {c}"))
+            .unwrap_or_default()
     )
 }
 
-pub fn copy_sql(rule: &ArchiveRule, cutoff: DateTime<Utc>, limit: u32) -> String {
+pub fn copy_sql(range: &Range, predicate: &str, columns: &str) -> String {
     format!(
-        "COPY ({} RETURNING *) TO STDOUT WITH (FORMAT csv, HEADER)",
-        delete_sql(rule, cutoff, limit)
+        "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+        delete_sql(range, predicate, Some(columns))
     )
 }
+
+/// The tables a rule reaches (itself, or its leaf partitions), their size in pages and
+/// their rows per page, and the parent's columns (a leaf's own order may differ).
+struct Layout {
+    relations: Vec<(String, i64, f64)>,
+    columns: String,
+}
+
+/// Marks a batch that waited longer than `lock_timeout` for a row another session holds.
+const LOCKED: &str = "rows are locked by another session (lock_timeout); the next run retries them";
 
 fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
     match e.code() {
         Some(c) if *c == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
-            Error::Retryable(format!("{what}: the rows are locked by another session (lock_timeout); the next run continues"))
+            Error::Retryable(format!("{what}: {LOCKED}"))
         }
-        Some(c) if *c == tokio_postgres::error::SqlState::UNDEFINED_TABLE
-            || *c == tokio_postgres::error::SqlState::UNDEFINED_COLUMN
-            || *c == tokio_postgres::error::SqlState::SYNTAX_ERROR =>
+        Some(c)
+            if *c == tokio_postgres::error::SqlState::UNDEFINED_TABLE
+                || *c == tokio_postgres::error::SqlState::UNDEFINED_COLUMN
+                || *c == tokio_postgres::error::SqlState::SYNTAX_ERROR =>
         {
-            Error::InvalidConfig(format!("{what}: {e}; fix the rule in PGSTEWARD_ARCHIVE_RULES"))
+            Error::InvalidConfig(format!(
+                "{what}: {e}; fix the rule in PGSTEWARD_ARCHIVE_RULES"
+            ))
         }
         _ => Error::Retryable(format!("{what}: {e}")),
     }
@@ -180,36 +203,83 @@ impl Archiver<'_> {
             None => 1,
         };
         let started = Instant::now();
-        loop {
-            if self.stop_at.is_some_and(|s| clock.now() >= s) {
-                report.skip(
-                    rule.table.as_str(),
-                    "the Lambda deadline is near: the next run continues with the rest",
-                );
-                break;
-            }
-            let rows = match &store {
-                Some(s) => {
-                    let key = self.object_key(rule, next);
-                    match self.archive_batch(rule, cutoff, s.clone(), &key).await? {
-                        Some(a) => {
-                            let rows = a.rows;
-                            archived.push(a);
-                            self.write_manifest(s.as_ref(), archived).await?;
-                            next += 1;
-                            rows
-                        }
-                        None => 0,
-                    }
+        let layout = self.layout(rule).await?;
+        let predicate = predicate(rule, cutoff);
+        'relations: for (relation, pages, per_page) in &layout.relations {
+            // Pages per batch, from the density of matching rows seen so far.
+            let mut density = if *per_page > 0.0 { *per_page } else { 50.0 };
+            let mut page = 0i64;
+            while page < *pages {
+                if self.stop_at.is_some_and(|s| clock.now() >= s) {
+                    report.skip(
+                        rule.table.as_str(),
+                        "the Lambda deadline is near: the next run continues with the rest",
+                    );
+                    break 'relations;
                 }
-                None => self.delete_batch(rule, cutoff).await?,
-            };
-            if rows == 0 {
-                break;
+                let span =
+                    ((f64::from(self.batch_rows) / density).floor() as i64).clamp(1, 1 << 22);
+                let range = Range {
+                    relation: relation.clone(),
+                    from_page: page,
+                    to_page: page + span,
+                };
+                let batch = match &store {
+                    Some(s) => {
+                        let key = self.object_key(rule, next);
+                        match self
+                            .archive_batch(
+                                rule,
+                                &range,
+                                &predicate,
+                                &layout.columns,
+                                s.clone(),
+                                &key,
+                            )
+                            .await
+                        {
+                            Ok(Some(a)) => {
+                                let rows = a.rows;
+                                archived.push(a);
+                                self.write_manifest(s.as_ref(), archived).await?;
+                                next += 1;
+                                Ok(rows)
+                            }
+                            Ok(None) => Ok(0),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => self.delete_batch(rule, &range, &predicate).await,
+                };
+                let rows = match batch {
+                    Ok(rows) => rows,
+                    // Never wait on production: leave these pages for the next run.
+                    Err(Error::Retryable(m)) if m.ends_with(LOCKED) => {
+                        report.skip(
+                            format!(
+                                "{} pages {}..{}",
+                                range.relation, range.from_page, range.to_page
+                            ),
+                            LOCKED,
+                        );
+                        0
+                    }
+                    Err(e) => return Err(e),
+                };
+                page += span;
+                // Few matching rows here: take bigger steps; many: smaller ones.
+                density = if rows == 0 {
+                    density / 4.0
+                } else {
+                    rows as f64 / span as f64
+                }
+                .max(1e-3);
+                if rows > 0 {
+                    outcome.rows += rows;
+                    outcome.batches += 1;
+                    tracing::info!(table = %rule.table, rows = outcome.rows, page, pages, "archive progress");
+                }
             }
-            outcome.rows += rows;
-            outcome.batches += 1;
-            tracing::info!(table = %rule.table, rows = outcome.rows, "archive progress");
         }
         if outcome.rows > 0 {
             // Seed 001: VACUUM after large deletes, so the space is reused and plans see it.
@@ -237,6 +307,52 @@ impl Archiver<'_> {
         Ok(outcome)
     }
 
+    async fn layout(&self, rule: &ArchiveRule) -> Result<Layout> {
+        let (schema, name) = split(&rule.table);
+        let table = quote_qualified(schema, name);
+        let what = format!("reading the layout of {}", rule.table);
+        let rows = self
+            .client
+            .query(
+                "WITH t AS (SELECT $1::text::regclass AS oid)
+                 SELECT format('%I.%I', n.nspname, c.relname),
+                        pg_relation_size(c.oid) / current_setting('block_size')::int8,
+                        CASE WHEN c.relpages > 0 AND c.reltuples > 0
+                             THEN c.reltuples / c.relpages ELSE 0 END::float8
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind = 'r'
+                   AND (c.oid = (SELECT oid FROM t)
+                        OR c.oid IN (SELECT relid FROM pg_partition_tree((SELECT oid FROM t)) WHERE isleaf))
+                 ORDER BY 1",
+                &[&table],
+            )
+            .await
+            .map_err(|e| db_error(&what, e))?;
+        if rows.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "{} is not a table or a partitioned table; fix the rule in PGSTEWARD_ARCHIVE_RULES",
+                rule.table
+            )));
+        }
+        let columns: String = self
+            .client
+            .query_one(
+                "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
+                &[&table],
+            )
+            .await
+            .map_err(|e| db_error(&what, e))?
+            .get(0);
+        Ok(Layout {
+            relations: rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+            columns,
+        })
+    }
+
     async fn begin(&self) -> Result<()> {
         self.client
             .batch_execute(&format!(
@@ -251,11 +367,16 @@ impl Archiver<'_> {
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
 
-    async fn delete_batch(&self, rule: &ArchiveRule, cutoff: DateTime<Utc>) -> Result<u64> {
+    async fn delete_batch(
+        &self,
+        rule: &ArchiveRule,
+        range: &Range,
+        predicate: &str,
+    ) -> Result<u64> {
         self.begin().await?;
         match self
             .client
-            .execute(&delete_sql(rule, cutoff, self.batch_rows), &[])
+            .execute(&delete_sql(range, predicate, None), &[])
             .await
         {
             Ok(n) => {
@@ -277,14 +398,17 @@ impl Archiver<'_> {
     async fn archive_batch(
         &self,
         rule: &ArchiveRule,
-        cutoff: DateTime<Utc>,
+        range: &Range,
+        predicate: &str,
+        columns: &str,
         store: Arc<dyn ObjectStore>,
         key: &str,
     ) -> Result<Option<Archived>> {
         self.begin().await?;
         let mut upload = GzUpload::new(store.clone(), key.to_string(), self.part_bytes);
+        let sql = copy_sql(range, predicate, columns);
         let result = self
-            .stream_batch(rule, cutoff, store.as_ref(), key, &mut upload)
+            .stream_batch(rule, &sql, store.as_ref(), key, &mut upload)
             .await;
         match result {
             Ok(Some((rows, sha256))) => {
@@ -316,7 +440,7 @@ impl Archiver<'_> {
     async fn stream_batch(
         &self,
         rule: &ArchiveRule,
-        cutoff: DateTime<Utc>,
+        sql: &str,
         store: &dyn ObjectStore,
         key: &str,
         upload: &mut GzUpload,
@@ -324,7 +448,7 @@ impl Archiver<'_> {
         let what = format!("archiving old rows of {}", rule.table);
         let stream = self
             .client
-            .copy_out(&copy_sql(rule, cutoff, self.batch_rows))
+            .copy_out(sql)
             .await
             .map_err(|e| db_error(&what, e))?;
         let mut stream = std::pin::pin!(stream);
