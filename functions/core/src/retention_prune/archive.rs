@@ -1,27 +1,29 @@
 //! Archive then delete old rows (seed 001), in batches of heap pages. Each batch is one
 //! transaction: `COPY (DELETE … RETURNING …) TO STDOUT` streamed as gzip CSV to S3, read
-//! back and counted, and only then COMMIT. Any failure rolls back, so a row is never deleted
-//! without its archive. A crash between the upload and the commit leaves the rows and an
-//! extra object that no manifest lists; the next run archives the rows again.
+//! back and counted, and only then COMMIT (`archive_batch`). Any failure rolls back, so a
+//! row is never deleted without its archive. A crash between the upload and the commit
+//! leaves the rows and an extra object that no manifest lists; the next run archives the
+//! rows again. Two connections take turns, so one batch's read-back overlaps the next one's
+//! COPY.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::archive_io::{count_archived, CsvRecords, GzUpload};
+use super::archive_batch::{self as batch, db_error, is_locked, Range, Staged, LOCKED};
 use super::request::ArchiveRule;
 use crate::aws::objects::ObjectStore;
 use crate::error::{Error, Result};
-use crate::pg::{quote_ident, quote_qualified};
+use crate::pg::quote_qualified;
 use crate::report::Report;
 
 pub struct Archiver<'a> {
-    pub client: &'a Client,
+    /// Two sessions: batches alternate between them.
+    pub clients: [&'a Client; 2],
     pub store: Option<Arc<dyn ObjectStore>>,
     pub db: &'a str,
     pub prefix: &'a str,
@@ -51,50 +53,45 @@ pub struct RuleOutcome {
     pub batches: u64,
 }
 
+impl RuleOutcome {
+    fn add(&mut self, rows: u64) {
+        if rows > 0 {
+            self.rows += rows;
+            self.batches += 1;
+        }
+    }
+}
+
+/// One table (or leaf partition) of a rule being walked in page ranges.
+struct Walk<'a> {
+    rule: &'a ArchiveRule,
+    relation: &'a str,
+    pages: i64,
+    per_page: f64,
+    predicate: &'a str,
+    columns: &'a str,
+}
+
+impl Walk<'_> {
+    fn first_density(&self) -> f64 {
+        if self.per_page > 0.0 {
+            self.per_page
+        } else {
+            50.0
+        }
+    }
+
+    fn range(&self, page: i64, span: i64) -> Range {
+        Range {
+            relation: self.relation.to_string(),
+            from_page: page,
+            to_page: page + span,
+        }
+    }
+}
+
 fn split(table: &str) -> (&str, &str) {
     table.split_once('.').unwrap_or(("public", table))
-}
-
-/// `WHERE` for the rows a rule removes; the cutoff is ours, the condition the operator's.
-fn predicate(rule: &ArchiveRule, cutoff: DateTime<Utc>) -> String {
-    let mut p = format!(
-        "{} < '{}'::timestamptz",
-        quote_ident(&rule.column),
-        cutoff.to_rfc3339()
-    );
-    if let Some(c) = &rule.condition {
-        p.push_str(&format!(" AND ({c})"));
-    }
-    p
-}
-
-/// A batch: a range of pages of one table (a leaf partition for a partitioned table).
-/// Walking the heap in page ranges reads every page once in all; a `LIMIT` with `ORDER BY`
-/// would scan and sort the rest of the table for every batch.
-#[derive(Debug, Clone)]
-pub struct Range {
-    pub relation: String,
-    pub from_page: i64,
-    pub to_page: i64,
-}
-
-pub fn delete_sql(range: &Range, predicate: &str, returning: Option<&str>) -> String {
-    format!(
-        "DELETE FROM {} WHERE ctid >= '({},0)'::tid AND ctid < '({},0)'::tid AND {predicate}{}",
-        range.relation,
-        range.from_page,
-        range.to_page,
-        returning
-            .map(|c| format!(" RETURNING {c}"))
-            .unwrap_or_default()
-    )
-}
-
-pub fn copy_sql(range: &Range, predicate: &str, columns: &str) -> String {
-    format!(
-        "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
-        delete_sql(range, predicate, Some(columns))
-    )
 }
 
 /// The tables a rule reaches (itself, or its leaf partitions), their size in pages and
@@ -102,27 +99,6 @@ pub fn copy_sql(range: &Range, predicate: &str, columns: &str) -> String {
 struct Layout {
     relations: Vec<(String, i64, f64)>,
     columns: String,
-}
-
-/// Marks a batch that waited longer than `lock_timeout` for a row another session holds.
-const LOCKED: &str = "rows are locked by another session (lock_timeout); the next run retries them";
-
-fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
-    match e.code() {
-        Some(c) if *c == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
-            Error::Retryable(format!("{what}: {LOCKED}"))
-        }
-        Some(c)
-            if *c == tokio_postgres::error::SqlState::UNDEFINED_TABLE
-                || *c == tokio_postgres::error::SqlState::UNDEFINED_COLUMN
-                || *c == tokio_postgres::error::SqlState::SYNTAX_ERROR =>
-        {
-            Error::InvalidConfig(format!(
-                "{what}: {e}; fix the rule in PGSTEWARD_ARCHIVE_RULES"
-            ))
-        }
-        _ => Error::Retryable(format!("{what}: {e}")),
-    }
 }
 
 impl Archiver<'_> {
@@ -163,10 +139,9 @@ impl Archiver<'_> {
             let sql = format!(
                 "SELECT count(*) FROM {} WHERE {}",
                 quote_qualified(schema, name),
-                predicate(rule, cutoff)
+                batch::predicate(rule, cutoff)
             );
-            let n: i64 = self
-                .client
+            let n: i64 = self.clients[0]
                 .query_one(&sql, &[])
                 .await
                 .map_err(|e| db_error(&format!("counting old rows of {}", rule.table), e))?
@@ -204,87 +179,46 @@ impl Archiver<'_> {
         };
         let started = Instant::now();
         let layout = self.layout(rule).await?;
-        let predicate = predicate(rule, cutoff);
-        'relations: for (relation, pages, per_page) in &layout.relations {
-            // Pages per batch, from the density of matching rows seen so far.
-            let mut density = if *per_page > 0.0 { *per_page } else { 50.0 };
-            let mut page = 0i64;
-            while page < *pages {
-                if self.stop_at.is_some_and(|s| clock.now() >= s) {
-                    report.skip(
-                        rule.table.as_str(),
-                        "the Lambda deadline is near: the next run continues with the rest",
-                    );
-                    break 'relations;
+        let predicate = batch::predicate(rule, cutoff);
+        for (relation, pages, per_page) in &layout.relations {
+            let walk = Walk {
+                rule,
+                relation,
+                pages: *pages,
+                per_page: *per_page,
+                predicate: &predicate,
+                columns: &layout.columns,
+            };
+            let finished = match &store {
+                Some(s) => {
+                    self.archive_relation(
+                        &walk,
+                        s,
+                        &mut next,
+                        clock,
+                        archived,
+                        &mut outcome,
+                        report,
+                    )
+                    .await?
                 }
-                let span =
-                    ((f64::from(self.batch_rows) / density).floor() as i64).clamp(1, 1 << 22);
-                let range = Range {
-                    relation: relation.clone(),
-                    from_page: page,
-                    to_page: page + span,
-                };
-                let batch = match &store {
-                    Some(s) => {
-                        let key = self.object_key(rule, next);
-                        match self
-                            .archive_batch(
-                                rule,
-                                &range,
-                                &predicate,
-                                &layout.columns,
-                                s.clone(),
-                                &key,
-                            )
-                            .await
-                        {
-                            Ok(Some(a)) => {
-                                let rows = a.rows;
-                                archived.push(a);
-                                self.write_manifest(s.as_ref(), archived).await?;
-                                next += 1;
-                                Ok(rows)
-                            }
-                            Ok(None) => Ok(0),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    None => self.delete_batch(rule, &range, &predicate).await,
-                };
-                let rows = match batch {
-                    Ok(rows) => rows,
-                    // Never wait on production: leave these pages for the next run.
-                    Err(Error::Retryable(m)) if m.ends_with(LOCKED) => {
-                        report.skip(
-                            format!(
-                                "{} pages {}..{}",
-                                range.relation, range.from_page, range.to_page
-                            ),
-                            LOCKED,
-                        );
-                        0
-                    }
-                    Err(e) => return Err(e),
-                };
-                page += span;
-                // Few matching rows here: take bigger steps; many: smaller ones.
-                density = if rows == 0 {
-                    density / 4.0
-                } else {
-                    rows as f64 / span as f64
+                None => {
+                    self.delete_relation(&walk, clock, &mut outcome, report)
+                        .await?
                 }
-                .max(1e-3);
-                if rows > 0 {
-                    outcome.rows += rows;
-                    outcome.batches += 1;
-                    tracing::info!(table = %rule.table, rows = outcome.rows, page, pages, "archive progress");
-                }
+            };
+            if !finished {
+                report.skip(
+                    rule.table.as_str(),
+                    "the Lambda deadline is near: the next run continues with the rest",
+                );
+                break;
             }
         }
         if outcome.rows > 0 {
             // Seed 001: VACUUM after large deletes, so the space is reused and plans see it.
             let (schema, name) = split(&rule.table);
-            self.client
+            self.clients[0]
                 .batch_execute(&format!(
                     "VACUUM (ANALYZE) {}",
                     quote_qualified(schema, name)
@@ -311,8 +245,7 @@ impl Archiver<'_> {
         let (schema, name) = split(&rule.table);
         let table = quote_qualified(schema, name);
         let what = format!("reading the layout of {}", rule.table);
-        let rows = self
-            .client
+        let rows = self.clients[0]
             .query(
                 "WITH t AS (SELECT $1::text::regclass AS oid)
                  SELECT format('%I.%I', n.nspname, c.relname),
@@ -334,8 +267,7 @@ impl Archiver<'_> {
                 rule.table
             )));
         }
-        let columns: String = self
-            .client
+        let columns: String = self.clients[0]
             .query_one(
                 "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
                  WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
@@ -353,124 +285,165 @@ impl Archiver<'_> {
         })
     }
 
-    async fn begin(&self) -> Result<()> {
-        self.client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-                self.lock_timeout_ms
-            ))
-            .await
-            .map_err(|e| db_error("starting a batch", e))
+    /// Pages per batch, from the density of matching rows seen so far: few matching rows
+    /// here, bigger steps; many, smaller ones.
+    fn span(&self, density: f64) -> i64 {
+        ((f64::from(self.batch_rows) / density).floor() as i64).clamp(1, 1 << 22)
     }
 
-    async fn rollback(&self) {
-        let _ = self.client.batch_execute("ROLLBACK").await;
-    }
-
-    async fn delete_batch(
-        &self,
-        rule: &ArchiveRule,
-        range: &Range,
-        predicate: &str,
-    ) -> Result<u64> {
-        self.begin().await?;
-        match self
-            .client
-            .execute(&delete_sql(range, predicate, None), &[])
-            .await
-        {
-            Ok(n) => {
-                self.client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(|e| db_error("committing a batch", e))?;
-                Ok(n)
-            }
-            Err(e) => {
-                self.rollback().await;
-                Err(db_error(&format!("deleting old rows of {}", rule.table), e))
-            }
-        }
-    }
-
-    /// One transaction: the DELETE's rows stream to S3; COMMIT only once the object is
-    /// confirmed and read back with the same number of rows.
-    async fn archive_batch(
-        &self,
-        rule: &ArchiveRule,
-        range: &Range,
-        predicate: &str,
-        columns: &str,
-        store: Arc<dyn ObjectStore>,
-        key: &str,
-    ) -> Result<Option<Archived>> {
-        self.begin().await?;
-        let mut upload = GzUpload::new(store.clone(), key.to_string(), self.part_bytes);
-        let sql = copy_sql(range, predicate, columns);
-        let result = self
-            .stream_batch(rule, &sql, store.as_ref(), key, &mut upload)
-            .await;
-        match result {
-            Ok(Some((rows, sha256))) => {
-                self.client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(|e| db_error("committing a batch", e))?;
-                Ok(Some(Archived {
-                    table: rule.table.clone(),
-                    key: key.to_string(),
-                    rows,
-                    bytes: upload.compressed_bytes,
-                    sha256,
-                }))
-            }
-            Ok(None) => {
-                self.rollback().await;
-                upload.abort().await;
-                Ok(None)
-            }
-            Err(e) => {
-                self.rollback().await;
-                upload.abort().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn stream_batch(
-        &self,
-        rule: &ArchiveRule,
-        sql: &str,
-        store: &dyn ObjectStore,
-        key: &str,
-        upload: &mut GzUpload,
-    ) -> Result<Option<(u64, String)>> {
-        let what = format!("archiving old rows of {}", rule.table);
-        let stream = self
-            .client
-            .copy_out(sql)
-            .await
-            .map_err(|e| db_error(&what, e))?;
-        let mut stream = std::pin::pin!(stream);
-        let mut records = CsvRecords::default();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| db_error(&what, e))?;
-            records.feed(&chunk);
-            upload.write(&chunk).await?;
-        }
-        // The header is a record too.
-        let rows = records.records.saturating_sub(1);
+    fn next_density(density: f64, rows: u64, span: i64) -> f64 {
         if rows == 0 {
-            return Ok(None);
+            density / 4.0
+        } else {
+            rows as f64 / span as f64
         }
-        let sha256 = upload.finish().await?;
-        let read_back = count_archived(store, key).await?.saturating_sub(1);
-        if read_back != rows {
-            return Err(Error::Retryable(format!(
-                "the archive {key} holds {read_back} rows but the batch deleted {rows}: rolled back, nothing deleted"
-            )));
+        .max(1e-3)
+    }
+
+    fn deadline(&self, clock: &dyn crate::clock::Clock) -> bool {
+        self.stop_at.is_some_and(|s| clock.now() >= s)
+    }
+
+    fn skip_locked(range: &Range, report: &mut Report) {
+        report.skip(
+            format!(
+                "{} pages {}..{}",
+                range.relation, range.from_page, range.to_page
+            ),
+            LOCKED,
+        );
+    }
+
+    /// Delete-only: one transaction per range. False when the deadline stopped it.
+    async fn delete_relation(
+        &self,
+        w: &Walk<'_>,
+        clock: &dyn crate::clock::Clock,
+        outcome: &mut RuleOutcome,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let mut density = w.first_density();
+        let mut page = 0;
+        while page < w.pages {
+            if self.deadline(clock) {
+                return Ok(false);
+            }
+            let span = self.span(density);
+            let range = w.range(page, span);
+            let rows = match batch::delete_only(
+                self.clients[0],
+                self.lock_timeout_ms,
+                w.rule,
+                &range,
+                w.predicate,
+            )
+            .await
+            {
+                Ok(n) => n,
+                Err(e) if is_locked(&e) => {
+                    Self::skip_locked(&range, report);
+                    0
+                }
+                Err(e) => return Err(e),
+            };
+            outcome.add(rows);
+            density = Self::next_density(density, rows, span);
+            page += span;
         }
-        Ok(Some((rows, sha256)))
+        Ok(true)
+    }
+
+    /// Archive: while one session's batch is read back and committed, the other session
+    /// deletes and uploads the next. False when the deadline stopped it.
+    #[allow(clippy::too_many_arguments)]
+    async fn archive_relation(
+        &self,
+        w: &Walk<'_>,
+        store: &Arc<dyn ObjectStore>,
+        next: &mut u32,
+        clock: &dyn crate::clock::Clock,
+        archived: &mut Vec<Archived>,
+        outcome: &mut RuleOutcome,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let mut density = w.first_density();
+        let mut page = 0;
+        let mut pending: Option<Staged> = None;
+        let mut stopped = false;
+        loop {
+            if !stopped && self.deadline(clock) {
+                stopped = true;
+            }
+            let range = (!stopped && page < w.pages).then(|| w.range(page, self.span(density)));
+            if range.is_none() && pending.is_none() {
+                return Ok(!stopped);
+            }
+            let which = pending.as_ref().map_or(0, |p| 1 - p.which);
+            let key = self.object_key(w.rule, *next);
+            let staging = async {
+                match &range {
+                    Some(r) => Some(
+                        batch::stage(batch::Batch {
+                            client: self.clients[which],
+                            which,
+                            store: store.clone(),
+                            key: key.clone(),
+                            sql: batch::copy_sql(r, w.predicate, w.columns),
+                            table: &w.rule.table,
+                            lock_timeout_ms: self.lock_timeout_ms,
+                            part_bytes: self.part_bytes,
+                        })
+                        .await,
+                    ),
+                    None => None,
+                }
+            };
+            let settling = async {
+                match &pending {
+                    Some(p) => Some(batch::settle(self.clients[p.which], store.as_ref(), p).await),
+                    None => None,
+                }
+            };
+            let (settled, staged) = futures_util::future::join(settling, staging).await;
+            if let Some(result) = settled {
+                let p = pending.take().expect("settled a pending batch");
+                if let Err(e) = result {
+                    if let Some(Ok(Some(s))) = &staged {
+                        batch::abandon(self.clients[s.which]).await;
+                    }
+                    return Err(e);
+                }
+                outcome.add(p.rows);
+                archived.push(Archived {
+                    table: w.rule.table.clone(),
+                    key: p.key,
+                    rows: p.rows,
+                    bytes: p.bytes,
+                    sha256: p.sha256,
+                });
+                self.write_manifest(store.as_ref(), archived).await?;
+                tracing::info!(table = %w.rule.table, rows = outcome.rows, page, pages = w.pages, "archive progress");
+            }
+            if let (Some(range), Some(result)) = (range, staged) {
+                let span = range.to_page - range.from_page;
+                let rows = match result {
+                    Ok(Some(s)) => {
+                        *next += 1;
+                        let rows = s.rows;
+                        pending = Some(s);
+                        rows
+                    }
+                    Ok(None) => 0,
+                    Err(e) if is_locked(&e) => {
+                        Self::skip_locked(&range, report);
+                        0
+                    }
+                    Err(e) => return Err(e),
+                };
+                density = Self::next_density(density, rows, span);
+                page += span;
+            }
+        }
     }
 
     async fn write_manifest(&self, store: &dyn ObjectStore, archived: &[Archived]) -> Result<()> {

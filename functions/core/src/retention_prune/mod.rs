@@ -3,6 +3,7 @@
 //! "Clean up old backups" and "Cleanup Old Data", seed 004 "Backup Strategy").
 
 pub mod archive;
+pub mod archive_batch;
 pub mod archive_io;
 pub mod backups;
 pub mod policy;
@@ -166,9 +167,11 @@ impl RetentionPrune {
         }
         let target =
             crate::pg::resolve(&c.common.connect, &*self.deps.secrets, &*self.deps.tokens).await?;
-        let client = crate::pg::connect_target(&target).await?;
+        // Two sessions, so one batch's read-back overlaps the next one's COPY.
+        let first = crate::pg::connect_target(&target).await?;
+        let second = crate::pg::connect_target(&target).await?;
         let archiver = archive::Archiver {
-            client: &client,
+            clients: [&first, &second],
             store: self.store.clone(),
             db: &c.common.db_identifier,
             prefix: &c.archive_prefix,
