@@ -294,7 +294,9 @@ async fn main() {
         .split(',')
         .map(|s| s.parse().unwrap())
         .collect();
-    planning(snapshots).await;
+    if snapshots > 0 {
+        planning(snapshots).await;
+    }
     println!("### Archiving old rows (archive to S3 on moto, then delete; vs psql \\copy … TO PROGRAM 'gzip', which only reads)\n");
     println!("| rows | psql \\copy to gzip | pgsteward, batches of 10,000: time, ratio, peak RSS | batches of 100,000 |");
     println!("|---|---|---|---|");
