@@ -174,7 +174,13 @@ pub fn parse_event(event: Value, config: &SnapshotConfig) -> Result<Request> {
         }
         let ours = snapshot_name(&config.common.db_identifier, DateTime::<Utc>::UNIX_EPOCH);
         let prefix = ours.trim_end_matches("19700101-0000");
-        if !rds.source_identifier.starts_with(prefix) {
+        // The prefix and then exactly a slot: `pgsteward-orders-…` must not match the
+        // snapshots of `orders-prod`.
+        let ours = rds
+            .source_identifier
+            .strip_prefix(prefix)
+            .is_some_and(|slot| slot.len() == 13 && super::rds::slot_of(slot).is_some());
+        if !ours {
             return Err(Error::invalid(format!(
                 "snapshot '{}' is not one of this function's managed snapshots ({prefix}…); only those are copied",
                 rds.source_identifier
@@ -240,6 +246,38 @@ pub fn snapshot_name(db: &str, at: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn only_this_databases_snapshots_are_copied() {
+        let env: std::collections::HashMap<String, String> = [
+            (
+                "PGSTEWARD_DATABASE_URL",
+                "postgresql://u@h/orders?sslmode=disable",
+            ),
+            ("PGSTEWARD_DB_IDENTIFIER", "orders"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = SnapshotConfig::from_env(&env).unwrap();
+        let event = |id: &str| {
+            serde_json::json!({
+                "version": "0", "id": "e", "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
+                "account": "123456789012", "time": "2026-11-22T02:05:00Z", "region": "us-east-1",
+                "resources": [], "detail": {"EventID": "RDS-EVENT-0042", "SourceIdentifier": id,
+                "SourceArn": format!("arn:aws:rds:us-east-1:123456789012:snapshot:{id}"), "Message": "created"}
+            })
+        };
+        assert!(parse_event(event("pgsteward-orders-20261122-0200"), &config).is_ok());
+        for other in [
+            "pgsteward-orders-prod-20261122-0200",
+            "pgsteward-orders-x",
+            "orders-20261122-0200",
+        ] {
+            let e = parse_event(event(other), &config).unwrap_err();
+            assert_eq!(e.error_type(), "InvalidInput", "{other}");
+        }
+    }
 
     #[test]
     fn names_tiers_and_slots() {
