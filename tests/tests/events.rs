@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use pgsteward_core::health_check::{self, HealthCheckConfig};
+use pgsteward_core::pitr_restore;
 use pgsteward_core::retention_prune;
 use pgsteward_core::snapshot::{self, SnapshotConfig};
 use pgsteward_core::vacuum_sweep::{self, VacuumConfig};
@@ -47,6 +48,10 @@ fn every_sample_event_parses_for_its_function() {
                 }
                 retention_prune::TASK => {
                     retention_prune::parse_event(event)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                pitr_restore::TASK => {
+                    pitr_restore::parse_event(event)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 }
                 other => panic!("events/{other}/ has no function to parse it"),

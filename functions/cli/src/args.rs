@@ -9,6 +9,7 @@ pub const FUNCTIONS: &[&str] = &[
     "vacuum-sweep",
     "snapshot",
     "retention-prune",
+    "pitr-restore",
 ];
 
 #[derive(Parser)]
@@ -69,6 +70,22 @@ pub enum PruneScope {
     Scratch,
     /// Archive-then-delete of old rows
     Rows,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PitrStep {
+    /// The restorable window, the checks on the name, and the restore that would be made
+    Plan,
+    /// The restore itself (with --apply; else the same as plan)
+    Restore,
+    /// Where the restore is: status and endpoint
+    Wait,
+    /// Row counts, ANALYZE, connectivity and smoke queries, in the state machine's order
+    Checklist,
+    /// The checklist, then the application secret moved to the restore (with --apply)
+    CutOver,
+    /// The application secret back to its previous version (with --apply)
+    Rollback,
 }
 
 #[derive(Subcommand)]
@@ -161,11 +178,62 @@ backup, the newest minKeep backups, anything still being created."
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Restore PGSTEWARD_DB_IDENTIFIER to a point in time as a new instance (explicit subnet
+    /// group, security groups, parameter group; tags copied plus pgsteward's; never public), then
+    /// the post-restore checklist: row counts against expectations, ANALYZE of every table,
+    /// connectivity with the application's credentials, read-only smoke queries, and the
+    /// cut-over of the application's secret. Nothing changes without --apply
+    #[command(
+        name = "pitr-restore",
+        after_help = "Examples:\n  pgsteward pitr-restore --target orders-restore-1 --restore-time 2026-11-22T01:30:00Z   # the plan\n  \
+pgsteward pitr-restore --target orders-restore-1 --latest --apply\n  \
+pgsteward pitr-restore wait --target orders-restore-1\n  \
+pgsteward pitr-restore checklist --target orders-restore-1 --min-rows public.orders=1000 --smoke 'SELECT count(*) FROM orders'\n  \
+pgsteward pitr-restore checklist --local --database-url URL --min-rows public.orders=1000   # any database, no AWS\n  \
+pgsteward pitr-restore cut-over --target orders-restore-1 --app-secret-arn ARN --apply\n\n\
+Never modifies or deletes the source; never cuts over unless every check passed."
+    )]
+    PitrRestore {
+        #[arg(value_enum, default_value = "plan")]
+        step: PitrStep,
+        /// The new instance's identifier
+        #[arg(long, value_name = "ID")]
+        target: Option<String>,
+        /// RFC 3339, e.g. 2026-11-22T01:30:00Z
+        #[arg(long, conflicts_with = "latest")]
+        restore_time: Option<String>,
+        /// The latest restorable time
+        #[arg(long)]
+        latest: bool,
+        /// Make the change (restore, cut-over, rollback); without it they are dry runs
+        #[arg(long)]
+        apply: bool,
+        /// Minimum rows, repeatable
+        #[arg(long = "min-rows", value_name = "SCHEMA.TABLE=N")]
+        min_rows: Vec<String>,
+        /// "source" or "manifest:s3://bucket/key.manifest.json"
+        #[arg(long)]
+        compare_with: Option<String>,
+        /// How far below the compared counts a table may be
+        #[arg(long)]
+        tolerance_percent: Option<f64>,
+        /// A read-only smoke query, repeatable
+        #[arg(long = "smoke", value_name = "SQL")]
+        smoke: Vec<String>,
+        /// The application's secret (connectivity, cut-over, rollback)
+        #[arg(long, value_name = "ARN")]
+        app_secret_arn: Option<String>,
+        /// Run the checklist against the configured database itself (--database-url), no AWS
+        #[arg(long)]
+        local: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a Lambda handler in-process on an event file and print its JSON result; on failure
     /// print {errorType, errorMessage} and exit non-zero. Configuration comes from the same
     /// environment variables the Lambda reads
     Invoke {
-        /// The function: health-check, vacuum-sweep, snapshot or retention-prune
+        /// The function: health-check, vacuum-sweep, snapshot, retention-prune or pitr-restore
         function: String,
         /// A JSON event, e.g. one from events/<function>/
         #[arg(long)]

@@ -2,6 +2,7 @@
 //! handler in-process on an event file. Wiring only; behaviour lives in pgsteward-core.
 
 mod args;
+mod pitr;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -267,6 +268,7 @@ async fn run(cli: Cli) -> Result<String> {
                 Format::Table => retention_prune::render::table(&report),
             })
         }
+        command @ Command::PitrRestore { .. } => pitr::run(&env, command).await,
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).map_err(|e| {
                 Error::invalid(format!("cannot read event file {}: {e}", event.display()))
@@ -279,6 +281,7 @@ async fn run(cli: Cli) -> Result<String> {
                 vacuum_sweep::TASK => vacuum_task(&env).await?.handle(payload, None).await?,
                 snapshot::TASK => snapshot_task(&env).await?.handle(payload, None).await?,
                 retention_prune::TASK => retention_task(&env).await?.handle(payload, None).await?,
+                pgsteward_core::pitr_restore::TASK => pitr::task(&env).await?.handle(payload).await?,
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown function '{other}'; known: {}",

@@ -24,6 +24,10 @@ pub enum Error {
     /// A bug or an unexpected answer from a dependency.
     #[error("{0}")]
     Internal(String),
+    /// A check ran and failed (row counts below expectation, a smoke query failed, the
+    /// application could not connect). Not retried: the state machine reports it.
+    #[error("{0}")]
+    CheckFailed(String),
 }
 
 impl Error {
@@ -36,6 +40,7 @@ impl Error {
             Error::Unsafe(_) => "Unsafe",
             Error::NotFound(_) => "NotFound",
             Error::Internal(_) => "Internal",
+            Error::CheckFailed(_) => "CheckFailed",
         }
     }
 

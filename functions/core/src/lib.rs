@@ -7,7 +7,8 @@
 //! - `pg`: connections (URL / secret / IAM, verified TLS) and identifier quoting
 //! - `aws`: narrow ports over AWS and their SDK adapters
 //! - `report`: the run report
-//! - one module per task: `health_check`, `vacuum_sweep`, `snapshot`
+//! - one module per task: `health_check`, `vacuum_sweep`, `snapshot`, `retention_prune`,
+//!   `pitr_restore`
 
 pub mod aws;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod envelope;
 pub mod error;
 pub mod health_check;
 pub mod pg;
+pub mod pitr_restore;
 pub mod report;
 pub mod retention_prune;
 pub mod snapshot;

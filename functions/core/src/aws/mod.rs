@@ -5,8 +5,10 @@
 mod errors;
 pub mod objects;
 pub mod rds_backups;
+pub mod rds_restore;
 pub mod rds_snapshots;
 pub mod sdk;
+pub mod secret_versions;
 
 use async_trait::async_trait;
 

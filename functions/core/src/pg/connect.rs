@@ -109,6 +109,21 @@ impl Target {
         env
     }
 
+    /// The same credentials and TLS, aimed at another endpoint (a restored instance keeps
+    /// the source's master credentials), through the endpoint override when it maps `host`.
+    pub fn at_endpoint(
+        &self,
+        host: &str,
+        port: u16,
+        over: &super::endpoint::EndpointOverride,
+    ) -> Target {
+        Target {
+            config: super::endpoint::aim(&self.config, host, port, over),
+            tls: self.tls.clone(),
+            password: self.password.clone(),
+        }
+    }
+
     /// Removes the password from a message (e.g. a child's stderr).
     pub fn scrub(&self, msg: String) -> String {
         scrub(msg, self.password.as_deref())

@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting safely and quoting identifiers.
 
 pub mod connect;
+pub mod endpoint;
 pub mod quote;
 pub mod secret;
 
@@ -8,6 +9,7 @@ pub use connect::{
     connect, connect_target, connect_target_with_notices, resolve, ConnectSettings,
     ConnectionSource, Notices, Target,
 };
+pub use endpoint::EndpointOverride;
 pub use quote::{quote_ident, quote_qualified};
 
 use serde::de::DeserializeOwned;

@@ -1,0 +1,324 @@
+//! The RDS port for point-in-time restores, shaped by what pitr-restore needs, and its SDK
+//! adapter. The only mutating call is `restore`; nothing here modifies or deletes a source.
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_rds::types::Tag;
+use chrono::{DateTime, Utc};
+
+use super::classify_sdk_error;
+use super::rds_snapshots::SourceKind;
+use crate::error::{Error, Result};
+
+/// What validation needs to know about the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    pub status: String,
+    pub arn: String,
+    pub instance_class: Option<String>,
+    pub engine: Option<String>,
+    pub backup_retention_days: i32,
+    /// Instances: `LatestRestorableTime`; clusters: the same.
+    pub latest_restorable: Option<DateTime<Utc>>,
+    /// Clusters: `EarliestRestorableTime`. Instances: from the automated backups.
+    pub earliest_restorable: Option<DateTime<Utc>>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A restored instance (or cluster) as RDS describes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetInfo {
+    pub status: String,
+    pub endpoint: Option<Endpoint>,
+    #[serde(skip)]
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+}
+
+/// Everything a restore call carries, decided before it is made.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    pub kind: SourceKind,
+    pub source: String,
+    pub target: String,
+    /// None: the latest restorable time.
+    pub restore_time: Option<DateTime<Utc>>,
+    pub subnet_group: String,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
+    pub instance_class: Option<String>,
+    pub engine: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[async_trait]
+pub trait RdsRestore: Send + Sync {
+    /// The source instance or cluster, or None when there is none by that name.
+    async fn source(&self, kind: SourceKind, id: &str) -> Result<Option<SourceInfo>>;
+    /// Instances: the earliest restorable time of the automated backups (their restore
+    /// window, else the oldest automated snapshot), or None when there are none.
+    async fn earliest_restorable(&self, id: &str) -> Result<Option<DateTime<Utc>>>;
+    /// The restored instance (or cluster), or None.
+    async fn target(&self, kind: SourceKind, id: &str) -> Result<Option<TargetInfo>>;
+    /// RestoreDBInstanceToPointInTime / RestoreDBClusterToPointInTime (plus the cluster's
+    /// writer instance), not publicly accessible.
+    async fn restore(&self, spec: &RestoreSpec) -> Result<TargetInfo>;
+}
+
+pub struct SdkRdsRestore {
+    client: aws_sdk_rds::Client,
+}
+
+impl SdkRdsRestore {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_rds::Client::new(config),
+        }
+    }
+}
+
+fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+fn smithy(t: DateTime<Utc>) -> aws_sdk_rds::primitives::DateTime {
+    aws_sdk_rds::primitives::DateTime::from_secs(t.timestamp())
+}
+
+fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// "Not found" is an answer here, not a failure.
+fn none_if_missing<T>(r: Result<Option<T>>) -> Result<Option<T>> {
+    match r {
+        Err(Error::NotFound(_)) => Ok(None),
+        other => other,
+    }
+}
+
+/// The writer instance of a restored Aurora cluster.
+pub fn cluster_writer(target: &str) -> String {
+    format!("{target}-writer")
+}
+
+#[async_trait]
+impl RdsRestore for SdkRdsRestore {
+    async fn source(&self, kind: SourceKind, id: &str) -> Result<Option<SourceInfo>> {
+        let what = format!("describe source {id}");
+        let found = match kind {
+            SourceKind::Instance => self
+                .client
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))
+                .map(|o| {
+                    o.db_instances().first().map(|i| SourceInfo {
+                        status: i.db_instance_status().unwrap_or_default().to_string(),
+                        arn: i.db_instance_arn().unwrap_or_default().to_string(),
+                        instance_class: i.db_instance_class().map(str::to_string),
+                        engine: i.engine().map(str::to_string),
+                        backup_retention_days: i.backup_retention_period().unwrap_or(0),
+                        latest_restorable: time(i.latest_restorable_time()),
+                        earliest_restorable: None,
+                        tags: pairs(i.tag_list()),
+                    })
+                }),
+            SourceKind::Cluster => self
+                .client
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))
+                .map(|o| {
+                    o.db_clusters().first().map(|c| SourceInfo {
+                        status: c.status().unwrap_or_default().to_string(),
+                        arn: c.db_cluster_arn().unwrap_or_default().to_string(),
+                        instance_class: c.db_cluster_instance_class().map(str::to_string),
+                        engine: c.engine().map(str::to_string),
+                        backup_retention_days: c.backup_retention_period().unwrap_or(0),
+                        latest_restorable: time(c.latest_restorable_time()),
+                        earliest_restorable: time(c.earliest_restorable_time()),
+                        tags: pairs(c.tag_list()),
+                    })
+                }),
+        };
+        none_if_missing(found)
+    }
+
+    async fn earliest_restorable(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let what = format!("describe automated backups of {id}");
+        let backups = self
+            .client
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &what));
+        let backups = none_if_missing(backups.map(Some))?;
+        let window = backups
+            .iter()
+            .flat_map(|o| o.db_instance_automated_backups())
+            .filter_map(|b| time(b.restore_window()?.earliest_time()))
+            .min();
+        if window.is_some() {
+            return Ok(window);
+        }
+        // Some endpoints (and emulators) give no restore window: the oldest automated
+        // snapshot is where the backups start.
+        let what = format!("describe automated snapshots of {id}");
+        let snaps = self
+            .client
+            .describe_db_snapshots()
+            .db_instance_identifier(id)
+            .snapshot_type("automated")
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error(e, &what));
+        Ok(none_if_missing(snaps.map(Some))?
+            .iter()
+            .flat_map(|o| o.db_snapshots())
+            .filter_map(|s| time(s.snapshot_create_time()))
+            .min())
+    }
+
+    async fn target(&self, kind: SourceKind, id: &str) -> Result<Option<TargetInfo>> {
+        let what = format!("describe restored {id}");
+        let found = match kind {
+            SourceKind::Instance => self
+                .client
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))
+                .map(|o| {
+                    o.db_instances().first().map(|i| TargetInfo {
+                        status: i.db_instance_status().unwrap_or_default().to_string(),
+                        endpoint: i.endpoint().and_then(|e| {
+                            Some(Endpoint {
+                                address: e.address()?.to_string(),
+                                port: u16::try_from(e.port()?).ok()?,
+                            })
+                        }),
+                        tags: pairs(i.tag_list()),
+                    })
+                }),
+            SourceKind::Cluster => self
+                .client
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(e, &what))
+                .map(|o| {
+                    o.db_clusters().first().map(|c| TargetInfo {
+                        status: c.status().unwrap_or_default().to_string(),
+                        endpoint: c.endpoint().and_then(|a| {
+                            Some(Endpoint {
+                                address: a.to_string(),
+                                port: u16::try_from(c.port()?).ok()?,
+                            })
+                        }),
+                        tags: pairs(c.tag_list()),
+                    })
+                }),
+        };
+        none_if_missing(found)
+    }
+
+    async fn restore(&self, spec: &RestoreSpec) -> Result<TargetInfo> {
+        let what = format!("restore {} to {}", spec.source, spec.target);
+        match spec.kind {
+            SourceKind::Instance => {
+                let out = self
+                    .client
+                    .restore_db_instance_to_point_in_time()
+                    .source_db_instance_identifier(&spec.source)
+                    .target_db_instance_identifier(&spec.target)
+                    .set_restore_time(spec.restore_time.map(smithy))
+                    .use_latest_restorable_time(spec.restore_time.is_none())
+                    .db_subnet_group_name(&spec.subnet_group)
+                    .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
+                    .set_db_parameter_group_name(spec.parameter_group.clone())
+                    .set_db_instance_class(spec.instance_class.clone())
+                    .publicly_accessible(false)
+                    .copy_tags_to_snapshot(true)
+                    .set_tags(Some(tags(&spec.tags)))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(e, &what))?;
+                let i = out
+                    .db_instance
+                    .ok_or_else(|| Error::internal(format!("{what}: no instance in the answer")))?;
+                Ok(TargetInfo {
+                    status: i.db_instance_status.unwrap_or_default(),
+                    endpoint: None,
+                    tags: spec.tags.clone(),
+                })
+            }
+            SourceKind::Cluster => {
+                let out = self
+                    .client
+                    .restore_db_cluster_to_point_in_time()
+                    .source_db_cluster_identifier(&spec.source)
+                    .db_cluster_identifier(&spec.target)
+                    .set_restore_to_time(spec.restore_time.map(smithy))
+                    .use_latest_restorable_time(spec.restore_time.is_none())
+                    .db_subnet_group_name(&spec.subnet_group)
+                    .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
+                    .set_db_cluster_parameter_group_name(spec.parameter_group.clone())
+                    .copy_tags_to_snapshot(true)
+                    .set_tags(Some(tags(&spec.tags)))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(e, &what))?;
+                let c = out
+                    .db_cluster
+                    .ok_or_else(|| Error::internal(format!("{what}: no cluster in the answer")))?;
+                // A restored Aurora cluster has no instance: add its writer.
+                let writer = cluster_writer(&spec.target);
+                let class = spec.instance_class.clone().ok_or_else(|| {
+                    Error::InvalidConfig(format!(
+                        "{what}: the writer instance needs a class; set PGSTEWARD_RESTORE_INSTANCE_CLASS, e.g. db.r6g.large"
+                    ))
+                })?;
+                self.client
+                    .create_db_instance()
+                    .db_instance_identifier(&writer)
+                    .db_cluster_identifier(&spec.target)
+                    .db_instance_class(class)
+                    .set_engine(spec.engine.clone().or(c.engine.clone()))
+                    .publicly_accessible(false)
+                    .set_tags(Some(tags(&spec.tags)))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(e, &format!("create writer {writer}")))?;
+                Ok(TargetInfo {
+                    status: c.status.unwrap_or_default(),
+                    endpoint: None,
+                    tags: spec.tags.clone(),
+                })
+            }
+        }
+    }
+}
