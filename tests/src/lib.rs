@@ -10,6 +10,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod rds_pages;
+pub mod restore;
 pub mod retention;
 pub mod runtime_api;
 pub mod snapshots;
