@@ -30,7 +30,8 @@ package:
 	@scripts/package.sh
 
 ## health-check: init time vs a hello-world lambda_runtime binary, size, peak RSS;
-## vacuum-sweep: wall time vs vacuumdb, planning time for 10,000 tables (release builds).
+## vacuum-sweep: wall time vs vacuumdb, planning time for 10,000 tables (release builds);
+## pitr-restore: the whole checklist's overhead beyond ANALYZE, vs psql by hand.
 bench:
 	@scripts/ensure-tools.sh
 	@EXTRA_PACKAGES="hello-lambda pgsteward-cli" scripts/package.sh
@@ -38,6 +39,7 @@ bench:
 	@bench/vacuum.sh
 	@bench/snapshot.sh
 	@bench/retention.sh
+	@bench/pitr-restore.sh
 
 clean:
 	cargo clean

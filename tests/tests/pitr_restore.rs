@@ -578,3 +578,44 @@ async fn the_binary_runs_sample_events_on_a_local_runtime_api() {
     assert_eq!(missing["errorType"], "NotFound", "{missing}");
     assert!(!logs.contains(&pg.superuser_password), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_runs_the_checklist_on_any_database_and_fails_naming_the_table() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("cli_pitr").await;
+    table_with_rows(pg, &db, "orders", 10).await;
+    let run = |min: &str| {
+        Command::new(workspace_binary("pgsteward"))
+            .args(["pitr-restore", "checklist", "--local", "--format", "json"])
+            .args(["--database-url", &pg.admin_url(&db)])
+            .args(["--min-rows", min, "--smoke", "SELECT count(*) FROM orders"])
+            .envs(Moto::shared().env())
+            .env_remove("PGSTEWARD_DB_SECRET_ARN")
+            .output()
+            .expect("run pgsteward")
+    };
+    let ok = run("public.orders=10");
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["details"]["outcome"], "passed", "{report}");
+    let steps: Vec<&str> = report["details"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, vec!["rowCounts", "analyze", "connectivity", "smoke"]);
+    let bad = run("public.orders=11");
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "{text}");
+    assert!(
+        text.contains("CheckFailed")
+            && text.contains("public.orders (10 rows, expected at least 11)"),
+        "{text}"
+    );
+}
