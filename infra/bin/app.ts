@@ -8,7 +8,8 @@ import { PgstewardStack } from '../lib/pgsteward-stack';
 // Context (cdk.json or `-c key=value`): dbIdentifier, dbSecretArn, eventBusName,
 // architecture (x86_64|arm64), lambdaBuildDir, maintenanceWindow, vacuumJobs, snapshotSource, backupKmsKeyArn,
 // copyDestinations ([{region, kmsKeyId?, shareWithAccount?}]), homeRegion (only with shareWithAccount),
-// pgMajorVersion, retentionPolicy, archiveRules, scratchMaxAgeHours, and for an existing VPC: vpcId,
+// pgMajorVersion, retentionPolicy, archiveRules, scratchMaxAgeHours, restoreSubnetGroup, restoreSecurityGroupIds,
+// restoreParameterGroup, restoreInstanceClass, appSecretArns, and for an existing VPC: vpcId,
 // availabilityZones, privateSubnetIds, dbSecurityGroupId. See infra/README.md.
 const app = new App();
 const config = configFromContext(app.node);

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Node } from 'constructs';
+import { RestoreConfig, restoreConfigFromContext, SECRET_ARN } from './restore-config';
 import { RetentionConfig, retentionConfigFromContext } from './retention-config';
 import { SnapshotConfig, snapshotConfigFromContext } from './snapshot-config';
 
@@ -14,7 +15,7 @@ export interface ExistingVpcConfig {
 
 export type LambdaArch = 'x86_64' | 'arm64';
 
-export interface PgstewardConfig extends SnapshotConfig, RetentionConfig {
+export interface PgstewardConfig extends SnapshotConfig, RetentionConfig, RestoreConfig {
   readonly dbIdentifier: string;
   readonly dbSecretArn: string;
   readonly eventBusName: string;
@@ -46,9 +47,6 @@ export const MAX_VACUUM_JOBS = 16;
 
 // RDS instance/cluster identifier rules: letter first, letters/digits/hyphens, max 63.
 const DB_IDENTIFIER = /^[A-Za-z][A-Za-z0-9-]{0,62}$/;
-// A complete secret ARN ends in the 6-character suffix Secrets Manager adds; IAM
-// needs the complete ARN to match exactly (a partial one would need a wildcard).
-const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
 // RDS PreferredMaintenanceWindow: ddd:hh24:mi-ddd:hh24:mi, UTC.
 const WINDOW_END = '(mon|tue|wed|thu|fri|sat|sun):([01]\\d|2[0-3]):[0-5]\\d';
 const MAINTENANCE_WINDOW = new RegExp(`^${WINDOW_END}-${WINDOW_END}$`);
@@ -104,17 +102,27 @@ export function configFromContext(node: Node): PgstewardConfig {
   check(/^\d+$/.test(vacuumJobsText) && vacuumJobs >= 1 && vacuumJobs <= MAX_VACUUM_JOBS,
     `context vacuumJobs ${JSON.stringify(vacuumJobsText)} must be a whole number from 1 to ${MAX_VACUUM_JOBS}`);
 
+  const existingVpc = existingVpcFromContext(node);
+  const restore = restoreConfigFromContext(node);
+  // Cut-over rewrites host and port of the secrets it may update: the master secret must stay as it is.
+  check(!restore.appSecretArns.includes(dbSecretArn),
+    'context appSecretArns includes dbSecretArn: cut-over would repoint pgsteward\'s own master secret; list only the application\'s secrets');
+  // RDS wants a subnet group spanning two zones; the one the stack creates uses the functions' subnets.
+  check(restore.restoreSubnetGroup !== undefined || existingVpc === undefined || existingVpc.availabilityZones.length >= 2,
+    'context restoreSubnetGroup is needed when the existing VPC lists one availability zone: RDS requires a subnet group spanning two; name one, or list subnets in two zones');
+
   return {
     dbIdentifier,
     dbSecretArn,
     eventBusName,
     architecture: architecture as LambdaArch,
     lambdaBuildDir,
-    existingVpc: existingVpcFromContext(node),
+    existingVpc,
     maintenanceWindow,
     vacuumJobs,
     ...snapshotConfigFromContext(node),
     ...retentionConfigFromContext(node),
+    ...restore,
   };
 }
 

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import type { PgstewardConfig } from './config';
 import { HealthCheck } from './health-check';
 import { Network } from './network';
+import { PitrRestore } from './pitr-restore';
 import { RetentionPrune } from './retention-prune';
 import { Snapshot } from './snapshot';
 import { VacuumSweep } from './vacuum-sweep';
@@ -13,7 +14,7 @@ export interface PgstewardStackProps extends StackProps {
 
 /**
  * pgsteward for one database: shared network placement, then one construct per
- * task (health check, vacuum sweep, snapshot, retention prune; restore, ... come as siblings).
+ * task (health check, vacuum sweep, snapshot, retention prune, point-in-time restore).
  */
 export class PgstewardStack extends Stack {
   readonly network: Network;
@@ -21,6 +22,7 @@ export class PgstewardStack extends Stack {
   readonly vacuumSweep: VacuumSweep;
   readonly snapshot: Snapshot;
   readonly retentionPrune: RetentionPrune;
+  readonly pitrRestore: PitrRestore;
 
   constructor(scope: Construct, id: string, props: PgstewardStackProps) {
     super(scope, id, props);
@@ -36,6 +38,10 @@ export class PgstewardStack extends Stack {
     this.snapshot = new Snapshot(this, 'Snapshot', { config, network: this.network });
     // Prunes the snapshot task's dumps and writes row archives to the same bucket.
     this.retentionPrune = new RetentionPrune(this, 'RetentionPrune', {
+      config, network: this.network, backups: this.snapshot.backups,
+    });
+    // Checklist reports go to the same bucket, under restore-reports/.
+    this.pitrRestore = new PitrRestore(this, 'PitrRestore', {
       config, network: this.network, backups: this.snapshot.backups,
     });
   }

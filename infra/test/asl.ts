@@ -65,6 +65,8 @@ export interface RunOptions {
   readonly handlers: Record<string, (input: any) => unknown>;
   /** Milliseconds to wait before each retry of a state (instead of IntervalSeconds/backoff). */
   readonly retryIntervals?: Record<string, number>;
+  /** Milliseconds a Wait state pauses (instead of its Seconds). */
+  readonly waits?: Record<string, number>;
 }
 
 /** Runs the ASL in-process, never calling AWS; a failed execution is an outcome, not a throw. */
@@ -74,6 +76,7 @@ export async function execute(definition: StateMachineDefinition, input: unknown
     overrides: {
       taskResourceLocalHandlers: options.handlers as never,
       retryIntervalOverrides: options.retryIntervals ?? {},
+      waitTimeOverrides: options.waits ?? {},
     },
     // $$.Execution.StartTime is always the real start: the library ignores a given one.
   });

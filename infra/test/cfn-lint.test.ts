@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { Template } from 'aws-cdk-lib/assertions';
 import { cfnLint } from './cfn-lint';
 import { EXISTING_VPC_CONTEXT, synth } from './helpers';
+import { FULL_RESTORE_CONTEXT } from './restore-fixtures';
 import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
 import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
 
@@ -17,6 +18,7 @@ describe('cfn-lint', () => {
     ['demo VPC', {}],
     ['existing VPC', EXISTING_VPC_CONTEXT],
     ['demo VPC with every snapshot and retention option', { ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }],
+    ['existing VPC with every restore option, Aurora', { ...EXISTING_VPC_CONTEXT, ...FULL_RESTORE_CONTEXT, snapshotSource: 'cluster' }],
   ];
   for (const [name, context] of variants) {
     test(`${name} template has no errors, warnings or notes`, () => {
@@ -27,7 +29,7 @@ describe('cfn-lint', () => {
   }
 
   test('pinned Region with every option, and its copy-event forwarder stack: no errors, warnings or notes', () => {
-    const { template, forwarders } = synth({ ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT }, { homeRegion: 'us-east-1' });
+    const { template, forwarders } = synth({ ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT, ...FULL_RESTORE_CONTEXT }, { homeRegion: 'us-east-1' });
     assert.equal(forwarders.length, 1);
     const files = [['pinned', template], ['forwarder', Template.fromStack(forwarders[0])]] as const;
     for (const [what, t] of files) {

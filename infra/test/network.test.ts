@@ -31,7 +31,9 @@ describe('demo VPC (no vpcId in context)', () => {
   });
 
   test('interface endpoints admit the functions security group only, on 443', () => {
-    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'));
+    // The restored database copies' group (5432 from the functions) is checked in pitr-restore.test.ts.
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress'))
+      .filter((rule) => !/^PitrRestoreSecurityGroup/.test(rule.Properties.GroupId['Fn::GetAtt'][0]));
     assert.equal(ingress.length, 6);
     for (const rule of ingress) {
       assert.equal(rule.Properties.FromPort, 443);
@@ -85,7 +87,10 @@ describe('existing VPC from context', () => {
   test('without dbSecurityGroupId, the database group decides (egress 5432 anywhere)', () => {
     const { dbSecurityGroupId: _, ...rest } = EXISTING_VPC_CONTEXT;
     const t = synth(rest).template;
-    t.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+    // No rule on the database's group; the one ingress rule is the restored copies' own group admitting the functions.
+    const ingress = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress'));
+    assert.deepEqual(ingress.map((r) => [r.Properties.GroupId['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, ''), r.Properties.FromPort]),
+      [['PitrRestoreSecurityGroup', 5432]]);
     t.hasResourceProperties('AWS::EC2::SecurityGroup', {
       SecurityGroupEgress: Match.arrayWith([Match.objectLike({ FromPort: 5432, CidrIp: '0.0.0.0/0' })]),
     });

@@ -60,9 +60,10 @@ describe('vacuum-sweep function', () => {
   });
 
   test('the only statement on every resource is Step Functions log delivery (no resource-level support)', () => {
-    // The snapshot and retention tasks' own `*` statements are checked in snapshot-iam.test.ts and retention-prune.test.ts.
+    // The snapshot, retention and restore tasks' own `*` statements are checked in snapshot-iam.test.ts,
+    // retention-prune.test.ts and pitr-restore.test.ts.
     const wildcard = Object.entries(template.findResources('AWS::IAM::Policy'))
-      .filter(([logicalId]) => !logicalId.startsWith('Snapshot') && !logicalId.startsWith('RetentionPrune'))
+      .filter(([logicalId]) => !['Snapshot', 'RetentionPrune', 'PitrRestore'].some((task) => logicalId.startsWith(task)))
       .map(([, p]) => p)
       .flatMap((p) => (p.Properties.PolicyDocument.Statement as Array<Record<string, any>>)
         .filter((s) => ([] as unknown[]).concat(s.Resource).includes('*'))
