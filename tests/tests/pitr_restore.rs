@@ -619,3 +619,102 @@ async fn the_cli_runs_the_checklist_on_any_database_and_fails_naming_the_table()
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aurora_cluster_is_restored_once_with_its_writer_and_a_lost_writer_is_added_back() {
+    let _rds = RDS_WRITES.lock().await;
+    let client = pgsteward_tests::snapshots::rds().await;
+    let src = id();
+    client
+        .create_db_cluster()
+        .db_cluster_identifier(&src)
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("not-used-here")
+        .backup_retention_period(7)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("team")
+                .value("orders")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (t, _, _) = aws_only(&[
+        ("PGSTEWARD_DB_IDENTIFIER", src.as_str()),
+        ("PGSTEWARD_SNAPSHOT_SOURCE", "cluster"),
+        ("PGSTEWARD_RESTORE_INSTANCE_CLASS", "db.r6g.large"),
+    ])
+    .await;
+    let target = format!("{src}-restore");
+    let e = message(
+        act(&t, json!({"action": "validate", "targetDbInstanceIdentifier": target, "restoreTime": "2020-01-01T00:00:00Z"})).await,
+        "InvalidInput",
+    );
+    assert!(e.contains("restorable window is"), "{e}");
+    let restore = json!({"action": "restore", "targetDbInstanceIdentifier": target, "useLatestRestorableTime": true});
+    assert_eq!(act(&t, restore.clone()).await.unwrap()["created"], true);
+    assert_eq!(act(&t, restore.clone()).await.unwrap()["created"], false);
+    let clusters = || async {
+        client
+            .describe_db_clusters()
+            .send()
+            .await
+            .unwrap()
+            .db_clusters()
+            .iter()
+            .filter(|c| c.db_cluster_identifier() == Some(target.as_str()))
+            .count()
+    };
+    assert_eq!(clusters().await, 1);
+    let writer = describe(&format!("{target}-writer")).await;
+    assert_eq!(writer.db_cluster_identifier(), Some(target.as_str()));
+    assert_eq!(writer.db_instance_class(), Some("db.r6g.large"));
+    let wait = act(
+        &t,
+        json!({"action": "wait", "targetDbInstanceIdentifier": target}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wait["available"], true, "{wait}");
+    assert!(
+        wait["endpoint"]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{target}.cluster-")),
+        "{wait}"
+    );
+
+    // A restore interrupted between the cluster and its writer: wait says so, restore finishes it.
+    client
+        .delete_db_instance()
+        .db_instance_identifier(format!("{target}-writer"))
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let e = message(
+        act(
+            &t,
+            json!({"action": "wait", "targetDbInstanceIdentifier": target}),
+        )
+        .await,
+        "Unsafe",
+    );
+    assert!(e.contains("no writer instance"), "{e}");
+    let again = act(&t, restore).await.unwrap();
+    assert_eq!(
+        (again["created"].as_bool(), again["status"].as_str()),
+        (Some(false), Some("writer-missing")),
+        "{again}"
+    );
+    assert_eq!(clusters().await, 1);
+    let wait = act(
+        &t,
+        json!({"action": "wait", "targetDbInstanceIdentifier": target}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wait["available"], true, "{wait}");
+}

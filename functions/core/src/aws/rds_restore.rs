@@ -67,10 +67,14 @@ pub trait RdsRestore: Send + Sync {
     async fn earliest_restorable(&self, id: &str) -> Result<Option<DateTime<Utc>>>;
     /// The restored instance (or cluster), or None.
     async fn target(&self, kind: SourceKind, id: &str) -> Result<Option<TargetInfo>>;
-    /// RestoreDBInstanceToPointInTime / RestoreDBClusterToPointInTime (plus the cluster's
-    /// writer instance), not publicly accessible.
+    /// RestoreDBInstanceToPointInTime / RestoreDBClusterToPointInTime, not publicly accessible.
     async fn restore(&self, spec: &RestoreSpec) -> Result<TargetInfo>;
+    /// A restored Aurora cluster has no instance: adds its writer (`cluster_writer`).
+    async fn add_writer(&self, spec: &RestoreSpec) -> Result<()>;
 }
+
+/// A restored cluster whose writer instance does not exist (yet).
+pub const WRITER_MISSING: &str = "writer-missing";
 
 pub struct SdkRdsRestore {
     client: aws_sdk_rds::Client,
@@ -243,7 +247,18 @@ impl RdsRestore for SdkRdsRestore {
                     })
                 }),
         };
-        none_if_missing(found)
+        let mut found = none_if_missing(found)?;
+        // An available cluster serves SQL only once its writer is available too.
+        if let (SourceKind::Cluster, Some(t)) = (kind, found.as_mut()) {
+            if t.status == "available" {
+                let writer = cluster_writer(id);
+                t.status = match self.target(SourceKind::Instance, &writer).await? {
+                    None => WRITER_MISSING.to_string(),
+                    Some(w) => w.status,
+                };
+            }
+        }
+        Ok(found)
     }
 
     async fn restore(&self, spec: &RestoreSpec) -> Result<TargetInfo> {
@@ -295,24 +310,6 @@ impl RdsRestore for SdkRdsRestore {
                 let c = out
                     .db_cluster
                     .ok_or_else(|| Error::internal(format!("{what}: no cluster in the answer")))?;
-                // A restored Aurora cluster has no instance: add its writer.
-                let writer = cluster_writer(&spec.target);
-                let class = spec.instance_class.clone().ok_or_else(|| {
-                    Error::InvalidConfig(format!(
-                        "{what}: the writer instance needs a class; set PGSTEWARD_RESTORE_INSTANCE_CLASS, e.g. db.r6g.large"
-                    ))
-                })?;
-                self.client
-                    .create_db_instance()
-                    .db_instance_identifier(&writer)
-                    .db_cluster_identifier(&spec.target)
-                    .db_instance_class(class)
-                    .set_engine(spec.engine.clone().or(c.engine.clone()))
-                    .publicly_accessible(false)
-                    .set_tags(Some(tags(&spec.tags)))
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error(e, &format!("create writer {writer}")))?;
                 Ok(TargetInfo {
                     status: c.status.unwrap_or_default(),
                     endpoint: None,
@@ -320,5 +317,27 @@ impl RdsRestore for SdkRdsRestore {
                 })
             }
         }
+    }
+
+    async fn add_writer(&self, spec: &RestoreSpec) -> Result<()> {
+        let writer = cluster_writer(&spec.target);
+        let class = spec.instance_class.clone().ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "the writer of '{}' needs an instance class; set PGSTEWARD_RESTORE_INSTANCE_CLASS, e.g. db.r6g.large",
+                spec.target
+            ))
+        })?;
+        self.client
+            .create_db_instance()
+            .db_instance_identifier(&writer)
+            .db_cluster_identifier(&spec.target)
+            .db_instance_class(class)
+            .set_engine(spec.engine.clone())
+            .publicly_accessible(false)
+            .set_tags(Some(tags(&spec.tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify_sdk_error(e, &format!("create writer {writer}")))
     }
 }

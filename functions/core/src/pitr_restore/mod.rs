@@ -265,6 +265,16 @@ impl PitrRestore {
                     &*self.deps.tokens,
                 )
                 .await?;
+                // The source's own endpoint, through the override when it maps it (demos).
+                let target = match target.config.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(h))
+                        if self.config.endpoint_override.find(h).is_some() =>
+                    {
+                        let port = target.config.get_ports().first().copied().unwrap_or(5432);
+                        target.at_endpoint(&h.clone(), port, &self.config.endpoint_override)
+                    }
+                    _ => target,
+                };
                 let source = crate::pg::connect_target(&target).await?;
                 Some(counts::count(&source, &counts::tables(&source).await?).await?)
             }

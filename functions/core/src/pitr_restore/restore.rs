@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::request::{PitrConfig, Request};
 use super::window::{self, stamp};
-use crate::aws::rds_restore::{RdsRestore, RestoreSpec, TargetInfo};
+use crate::aws::rds_restore::{RdsRestore, RestoreSpec, SourceInfo, TargetInfo, WRITER_MISSING};
 use crate::aws::rds_snapshots::SourceKind;
 use crate::error::{Error, Result};
 
@@ -66,54 +66,90 @@ pub async fn restore(
     let target = req.target_db_instance_identifier.as_str();
     window::check_name(target, source)?;
     if let Some(t) = rds.target(config.source, target).await? {
-        return existing(target, source, &t);
+        let answer = existing(target, source, &t)?;
+        if t.status != WRITER_MISSING {
+            return Ok(answer);
+        }
+        // Ours, but an interrupted restore left the cluster without its writer: finish it.
+        let src = rds.source(config.source, source).await?.ok_or_else(|| {
+            Error::invalid(format!("the source '{source}' does not exist any more"))
+        })?;
+        let mut spec = spec(config, &src, target, None, now)?;
+        spec.tags = t.tags.clone();
+        return start(rds, &spec, req.dry_run, true).await;
     }
     let v = window::validate(rds, config.source, source, req).await?;
+    let spec = spec(config, &v.source, target, v.restore_time, now)?;
+    start(rds, &spec, req.dry_run, false).await
+}
+
+/// The restore call's parameters: everything explicit, nothing left to RDS's defaults.
+fn spec(
+    config: &PitrConfig,
+    source: &SourceInfo,
+    target: &str,
+    restore_time: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<RestoreSpec> {
     let subnet_group = config.subnet_group.clone().ok_or_else(|| {
         Error::InvalidConfig("PGSTEWARD_RESTORE_SUBNET_GROUP is not set: a restore goes into an explicit subnet group, e.g. PGSTEWARD_RESTORE_SUBNET_GROUP=orders-private".into())
     })?;
     if config.security_groups.is_empty() {
         return Err(Error::InvalidConfig("PGSTEWARD_RESTORE_SECURITY_GROUPS is not set: a restore gets explicit security groups, e.g. PGSTEWARD_RESTORE_SECURITY_GROUPS=sg-0123456789abcdef0".into()));
     }
-    let spec = RestoreSpec {
+    let id = config.common.db_identifier.as_str();
+    Ok(RestoreSpec {
         kind: config.source,
-        source: source.into(),
+        source: id.into(),
         target: target.into(),
-        restore_time: v.restore_time,
+        restore_time,
         subnet_group,
         security_groups: config.security_groups.clone(),
         parameter_group: config.parameter_group.clone(),
         instance_class: config
             .instance_class
             .clone()
-            .or_else(|| v.source.instance_class.clone()),
-        engine: v.source.engine.clone(),
-        tags: restore_tags(&v.source.tags, source, v.restore_time, now),
-    };
-    start(rds, &spec, req.dry_run).await
+            .or_else(|| source.instance_class.clone()),
+        engine: source.engine.clone(),
+        tags: restore_tags(&source.tags, id, restore_time, now),
+    })
 }
 
-/// The one call site that creates an instance. A dry run says what it would create.
-async fn start(rds: &dyn RdsRestore, spec: &RestoreSpec, dry_run: bool) -> Result<Value> {
+/// The one call site that creates anything: the restore, and an Aurora cluster's writer
+/// (`writer_only` when the cluster exists already). A dry run says what it would create.
+async fn start(
+    rds: &dyn RdsRestore,
+    spec: &RestoreSpec,
+    dry_run: bool,
+    writer_only: bool,
+) -> Result<Value> {
+    let writer = spec.kind == SourceKind::Cluster;
     if dry_run {
         return Ok(json!({
-            "target": spec.target, "status": "would-restore", "created": false, "dryRun": true,
-            "restore": spec,
+            "target": spec.target,
+            "status": if writer_only { "would-add-writer" } else { "would-restore" },
+            "created": false, "dryRun": true, "restore": spec,
         }));
     }
-    match rds.restore(spec).await {
-        Ok(t) => Ok(json!({
-            "target": spec.target, "status": t.status, "created": true, "restore": spec,
-        })),
-        // Two deliveries at once: the other one started it.
-        Err(e) if e.to_string().contains("AlreadyExists") => {
-            match rds.target(spec.kind, &spec.target).await? {
-                Some(t) => existing(&spec.target, &spec.source, &t),
-                None => Err(e),
+    let status = if writer_only {
+        WRITER_MISSING.to_string()
+    } else {
+        match rds.restore(spec).await {
+            Ok(t) => t.status,
+            // Two deliveries at once: the other one started it.
+            Err(e) if e.to_string().contains("AlreadyExists") => {
+                return match rds.target(spec.kind, &spec.target).await? {
+                    Some(t) => existing(&spec.target, &spec.source, &t),
+                    None => Err(e),
+                }
             }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
+    };
+    if writer {
+        rds.add_writer(spec).await?;
     }
+    Ok(json!({"target": spec.target, "status": status, "created": !writer_only, "restore": spec}))
 }
 
 /// States a restore passes through on its way to `available`; anything else is a failure.
@@ -137,6 +173,12 @@ pub async fn wait(rds: &dyn RdsRestore, kind: SourceKind, target: &str) -> Resul
             "'{target}' does not exist: the restore was not started, or it was deleted; run the restore step first"
         ))
     })?;
+    if t.status == WRITER_MISSING {
+        return Err(Error::Unsafe(format!(
+            "the restored cluster '{target}' has no writer instance: run the restore step again, it adds {}",
+            crate::aws::rds_restore::cluster_writer(target)
+        )));
+    }
     let available = t.status == "available";
     if !available && !ON_THE_WAY.contains(&t.status.as_str()) {
         return Err(Error::Unsafe(format!(
