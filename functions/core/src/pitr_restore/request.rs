@@ -184,6 +184,10 @@ pub struct Request {
     pub results: Option<BTreeMap<String, Value>>,
     /// `report`: when the execution started (`$$.Execution.StartTime`).
     pub started_at: Option<String>,
+    /// The console's way to start the state machine's rollback path (same input plus
+    /// `"rollback": true`); the state machine routes on it, the actions do not.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 impl Request {
