@@ -33,6 +33,9 @@ pub struct TargetInfo {
     pub endpoint: Option<Endpoint>,
     #[serde(skip)]
     pub tags: Vec<(String, String)>,
+    /// When RDS created it: statistics gathered after this were gathered on the restore.
+    #[serde(skip)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -225,6 +228,7 @@ impl RdsRestore for SdkRdsRestore {
                             })
                         }),
                         tags: pairs(i.tag_list()),
+                        created_at: time(i.instance_create_time()),
                     })
                 }),
             SourceKind::Cluster => self
@@ -244,6 +248,7 @@ impl RdsRestore for SdkRdsRestore {
                             })
                         }),
                         tags: pairs(c.tag_list()),
+                        created_at: time(c.cluster_create_time()),
                     })
                 }),
         };
@@ -289,6 +294,7 @@ impl RdsRestore for SdkRdsRestore {
                     status: i.db_instance_status.unwrap_or_default(),
                     endpoint: None,
                     tags: spec.tags.clone(),
+                    created_at: None,
                 })
             }
             SourceKind::Cluster => {
@@ -314,6 +320,7 @@ impl RdsRestore for SdkRdsRestore {
                     status: c.status.unwrap_or_default(),
                     endpoint: None,
                     tags: spec.tags.clone(),
+                    created_at: None,
                 })
             }
         }

@@ -75,14 +75,32 @@ impl PitrRestore {
     }
 
     pub async fn handle(&self, event: Value) -> Result<Value> {
+        self.handle_until(event, None).await
+    }
+
+    /// `deadline`: the Lambda's; long steps (ANALYZE) stop before it.
+    pub async fn handle_until(
+        &self,
+        event: Value,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Value> {
         let request = parse_event(event)?;
-        self.run(&request, None).await
+        self.run_until(&request, deadline, None).await
     }
 
     /// Runs one action; every answer carries its `seconds`.
     pub async fn run(&self, req: &Request, progress: Option<probe::Progress<'_>>) -> Result<Value> {
+        self.run_until(req, None, progress).await
+    }
+
+    pub async fn run_until(
+        &self,
+        req: &Request,
+        deadline: Option<DateTime<Utc>>,
+        progress: Option<probe::Progress<'_>>,
+    ) -> Result<Value> {
         let started = Instant::now();
-        let result = self.act(req, progress).await;
+        let result = self.act(req, deadline, progress).await;
         let secs = started.elapsed().as_secs_f64();
         match &result {
             Ok(_) => {
@@ -100,7 +118,12 @@ impl PitrRestore {
         Ok(out)
     }
 
-    async fn act(&self, req: &Request, progress: Option<probe::Progress<'_>>) -> Result<Value> {
+    async fn act(
+        &self,
+        req: &Request,
+        deadline: Option<DateTime<Utc>>,
+        progress: Option<probe::Progress<'_>>,
+    ) -> Result<Value> {
         let c = &self.config;
         let source = c.common.db_identifier.as_str();
         let target = req.target_db_instance_identifier.as_str();
@@ -123,7 +146,20 @@ impl PitrRestore {
             Action::RowCounts => self.row_counts(req).await,
             Action::Analyze => {
                 let client = crate::pg::connect_target(&self.restored(req).await?).await?;
-                probe::analyze(&client, progress).await
+                // Statistics gathered since the restore was created need no second pass.
+                let since = match self.checked {
+                    Checked::Configured => None,
+                    Checked::Restored => self
+                        .rds
+                        .target(c.source, target)
+                        .await?
+                        .and_then(|t| t.created_at),
+                };
+                let stop_at = deadline.map(|d| {
+                    let left = (d - self.deps.clock.now()).to_std().unwrap_or_default();
+                    Instant::now() + left
+                });
+                probe::analyze(&client, since, stop_at, progress).await
             }
             Action::Connectivity => self.connectivity(req).await,
             Action::Smoke => {
