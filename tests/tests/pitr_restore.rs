@@ -250,6 +250,34 @@ async fn row_counts_pass_and_fail_naming_the_tables() {
     .await
     .unwrap();
     assert_eq!(same["status"], "passed", "{same}");
+    // Against a logical backup's manifest: 1,010 orders then, 1 % tolerance lets 1,000 pass.
+    let backups = bucket("restore-manifests").await;
+    let manifest = json!({"format": "pg_dump -Fc", "dbIdentifier": "orders-prod", "database": "orders",
+        "serverVersion": "15.18", "scheduledTime": "2026-11-22T02:00:00Z", "startedAt": "2026-11-22T02:00:01Z",
+        "finishedAt": "2026-11-22T02:03:00Z", "dumpKey": "x.dump", "sizeBytes": 1, "sha256": "00", "parts": 1,
+        "tables": [{"schema": "public", "name": "orders", "rows": 1010}, {"schema": "public", "name": "Order Items", "rows": 12}]});
+    s3().await
+        .put_object()
+        .bucket(&backups)
+        .key("pgsteward/orders/x.manifest.json")
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let with = format!("manifest:s3://{backups}/pgsteward/orders/x.manifest.json");
+    let e = message(
+        act(
+            &r.t,
+            json!({"action": "row-counts", "targetDbInstanceIdentifier": r.target,
+            "expectations": {"compareWith": with, "tolerancePercent": 1}}),
+        )
+        .await,
+        "CheckFailed",
+    );
+    assert!(
+        e.contains("1 table(s): public.Order Items (10 rows, expected at least 12)"),
+        "{e}"
+    );
     let e = message(
         act(&r.t, json!({"action": "row-counts", "targetDbInstanceIdentifier": r.target,
             "expectations": {"minRows": {"orders": 1001, "public.Order Items": 10, "public.refunds": 1}}}))
@@ -344,7 +372,10 @@ async fn analyze_updates_last_analyze_on_every_table() {
         .await,
         "Retryable",
     );
-    assert!(e.contains("analyzed 0 of 1 tables before the Lambda deadline (4 were done already)"), "{e}");
+    assert!(
+        e.contains("analyzed 0 of 1 tables before the Lambda deadline (4 were done already)"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,8 +8,10 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::request::Expectations;
+use crate::aws::objects::ObjectStore;
 use crate::error::{Error, Result};
 use crate::pg::{query_json, quote_qualified};
+use crate::snapshot::logical::Manifest;
 
 /// Ordinary and partitioned tables outside the system schemas; partitions are counted
 /// through their parent.
@@ -40,6 +42,30 @@ pub async fn count(client: &Client, tables: &[(String, String)]) -> Result<BTree
         .iter()
         .map(|(s, t)| format!("{s}.{t}"))
         .zip(counts)
+        .collect())
+}
+
+/// Exact counts from a logical backup's manifest (`snapshot`'s `.manifest.json`).
+pub async fn from_manifest(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    key: &str,
+) -> Result<BTreeMap<String, i64>> {
+    let mut bytes = Vec::new();
+    store
+        .read(key, &mut |chunk: &[u8]| {
+            bytes.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::invalid(format!(
+            "s3://{bucket}/{key} is not a pgsteward backup manifest ({e}); point compareWith at a .manifest.json"
+        ))
+    })?;
+    Ok(m.tables
+        .into_iter()
+        .map(|t| (format!("{}.{}", t.schema, t.name), t.rows))
         .collect())
 }
 

@@ -143,7 +143,7 @@ impl PitrRestore {
                 window::check_name(target, source)?;
                 restore::wait(&*self.rds, c.source, target).await
             }
-            Action::RowCounts => self.row_counts(req).await,
+            Action::RowCounts => self.row_counts(req, deadline).await,
             Action::Analyze => {
                 let client = crate::pg::connect_target(&self.restored(req).await?).await?;
                 // Statistics gathered since the restore was created need no second pass.
@@ -289,8 +289,26 @@ impl PitrRestore {
             .await
     }
 
-    async fn row_counts(&self, req: &Request) -> Result<Value> {
+    /// Exact counts can outlast a Lambda: a statement still running 20 s before the deadline
+    /// is cancelled, and the step fails `Retryable` instead of being killed mid-answer.
+    async fn bound(
+        &self,
+        client: &tokio_postgres::Client,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let Some(d) = deadline else { return Ok(()) };
+        let ms = (d - self.deps.clock.now() - chrono::Duration::seconds(20))
+            .num_milliseconds()
+            .max(1000);
+        client
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .await
+            .map_err(|e| Error::Retryable(format!("cannot set statement_timeout: {e}")))
+    }
+
+    async fn row_counts(&self, req: &Request, deadline: Option<DateTime<Utc>>) -> Result<Value> {
         let client = crate::pg::connect_target(&self.restored(req).await?).await?;
+        self.bound(&client, deadline).await?;
         let restored = counts::count(&client, &counts::tables(&client).await?).await?;
         let compared = match req.expectations.compare_with()? {
             None => None,
@@ -312,35 +330,16 @@ impl PitrRestore {
                     _ => target,
                 };
                 let source = crate::pg::connect_target(&target).await?;
+                self.bound(&source, deadline).await?;
                 Some(counts::count(&source, &counts::tables(&source).await?).await?)
             }
             Some(request::CompareWith::Manifest { bucket, key }) => {
-                Some(self.manifest_counts(&bucket, &key).await?)
+                Some(counts::from_manifest(&*(self.stores)(&bucket), &bucket, &key).await?)
             }
         };
         let checks = counts::compare(&restored, &req.expectations, compared.as_ref());
         counts::verdict(&checks)?;
         Ok(json!({"status": "passed", "tables": checks}))
-    }
-
-    async fn manifest_counts(&self, bucket: &str, key: &str) -> Result<BTreeMap<String, i64>> {
-        let store = (self.stores)(bucket);
-        let mut bytes = Vec::new();
-        store
-            .read(key, &mut |chunk: &[u8]| {
-                bytes.extend_from_slice(chunk);
-                Ok(())
-            })
-            .await?;
-        let m: crate::snapshot::logical::Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::invalid(format!(
-                "s3://{bucket}/{key} is not a pgsteward backup manifest ({e}); point compareWith at a .manifest.json"
-            ))
-        })?;
-        Ok(m.tables
-            .into_iter()
-            .map(|t| (format!("{}.{}", t.schema, t.name), t.rows))
-            .collect())
     }
 
     async fn connectivity(&self, req: &Request) -> Result<Value> {
