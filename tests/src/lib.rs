@@ -13,6 +13,7 @@ pub mod rds_pages;
 pub mod restore;
 pub mod retention;
 pub mod runtime_api;
+pub mod s3_sink;
 pub mod snapshots;
 pub mod vacuum;
 
