@@ -164,4 +164,37 @@ step "--apply: each batch streamed to S3 as gzip CSV, read back and counted, the
 PGSTEWARD_DB_IDENTIFIER=shop PGSTEWARD_ARCHIVE_BATCH_ROWS=5000 "$pgsteward" retention-prune --scope rows --apply --bucket demo-backups --database-url "$url"
 psql_demo shop -c "SELECT count(*) AS audit_rows_left, min(created_at)::date AS oldest FROM audit_events"
 
-step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken and pruned, old rows archived, the reports went to EventBridge (moto)"
+.venv/bin/python - <<'PY'
+import boto3
+subnets = [s["SubnetId"] for s in boto3.client("ec2").describe_subnets()["Subnets"]][:2]
+boto3.client("rds").create_db_subnet_group(DBSubnetGroupName="demo-private", DBSubnetGroupDescription="restores",
+    SubnetIds=subnets)
+PY
+export PGSTEWARD_DB_IDENTIFIER=orders-prod PGSTEWARD_RESTORE_SUBNET_GROUP=demo-private PGSTEWARD_RESTORE_SECURITY_GROUPS=sg-0123456789abcdef0
+step "pgsteward pitr-restore: the restorable window of orders-prod (moto) and the restore it would make"
+"$pgsteward" pitr-restore --target orders-restore-demo --latest --database-url "$url"
+
+step "pitr-restore --apply: a new instance, tagged, never public; the source is not touched"
+"$pgsteward" pitr-restore --target orders-restore-demo --latest --apply --database-url "$url"
+endpoint=$("$pgsteward" pitr-restore wait --target orders-restore-demo --format json --database-url "$url" |
+  .venv/bin/python -c '
+import json, sys
+def find(v):
+    if isinstance(v, dict):
+        if isinstance(v.get("address"), str): return v["address"]
+        v = list(v.values())
+    if isinstance(v, list):
+        for x in v:
+            a = find(x)
+            if a: return a
+print(find(json.load(sys.stdin)))')
+echo "restored endpoint: $endpoint (moto); its SQL goes to the demo PostgreSQL through PGSTEWARD_ENDPOINT_OVERRIDE"
+
+step "the post-restore checklist (seed 000): row counts, ANALYZE of every table, read-only smoke queries"
+PGSTEWARD_DB_SECRET_ARN=$secret_arn PGSTEWARD_CA_BUNDLE=$work/ca.crt \
+PGSTEWARD_ENDPOINT_OVERRIDE="$endpoint=127.0.0.1:$pg_port/localhost" \
+  "$pgsteward" pitr-restore checklist --target orders-restore-demo --min-rows public.customers=2000 \
+    --smoke 'SELECT count(*) FROM customers' --smoke 'SELECT max(total) FROM orders'
+unset PGSTEWARD_DB_IDENTIFIER
+
+step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken and pruned, old rows archived, a restore checked, the reports went to EventBridge (moto)"

@@ -14,6 +14,10 @@ fn secs(v: &Value) -> String {
 }
 
 fn detail(step: &str, out: &Value) -> String {
+    // A skipped step says why, whatever the step.
+    if let Some(note) = out["note"].as_str().filter(|_| out["status"] == "skipped") {
+        return note.to_string();
+    }
     match step {
         "validate" => format!(
             "window {} .. {}, restore to {}",
