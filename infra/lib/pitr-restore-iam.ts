@@ -17,6 +17,8 @@ export interface RestoreGrants {
   /** The subnet group the restore names (configured, or the stack's own). */
   readonly subnetGroup: string;
   readonly parameterGroup?: string;
+  /** The source's customer-managed storage key. */
+  readonly kmsKeyArn?: string;
 }
 
 /**
@@ -55,13 +57,26 @@ export function restoreRdsStatements(stack: Stack, g: RestoreGrants): iam.Policy
       conditions: fromThisSource,
     }));
   }
+  if (g.kmsKeyArn) {
+    // Restoring an encrypted database: RDS makes a grant on the source's key for the new storage; no grants for anything else.
+    statements.push(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [g.kmsKeyArn] }));
+    statements.push(new iam.PolicyStatement({
+      actions: ['kms:CreateGrant'],
+      resources: [g.kmsKeyArn],
+      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    }));
+  }
   statements.push(
     // The source is never tagged (nor modified, nor deleted: neither is granted anywhere).
     new iam.PolicyStatement({ effect: iam.Effect.DENY, actions: ['rds:AddTagsToResource'], resources: [sourceArn] }),
-    // The restorable window (automated backups, LatestRestorableTime), the source's tags, the target's
-    // status and endpoint: describes by identifier or filter, authorized on `*`; all read-only.
+    // The restorable window (automated backups, or the oldest automated snapshot where no window is
+    // given; LatestRestorableTime), the source's tags, the target's status and endpoint: describes by
+    // identifier or filter, authorized on `*`; all read-only.
     new iam.PolicyStatement({
-      actions: ['rds:DescribeDBInstances', 'rds:DescribeDBInstanceAutomatedBackups', 'rds:DescribeDBClusters', 'rds:ListTagsForResource'],
+      actions: [
+        'rds:DescribeDBInstances', 'rds:DescribeDBInstanceAutomatedBackups', 'rds:DescribeDBSnapshots',
+        'rds:DescribeDBClusters', 'rds:ListTagsForResource',
+      ],
       resources: ['*'],
     }),
   );
@@ -69,17 +84,14 @@ export function restoreRdsStatements(stack: Stack, g: RestoreGrants): iam.Policy
 }
 
 /**
- * Cut-over and rollback on the configured application secrets only: read the current
- * value and its version stages, write the new endpoint as a new version (the old one
- * becomes AWSPREVIOUS), and move AWSCURRENT back to it. Nothing on any other secret.
+ * Cut-over and rollback on the configured application secrets only: read a version by
+ * stage, write the new endpoint as a new version (the old one becomes AWSPREVIOUS), and
+ * move AWSCURRENT back to it. Nothing on any other secret.
  */
 export function appSecretStatements(appSecretArns: string[]): iam.PolicyStatement[] {
   if (appSecretArns.length === 0) return [];
   return [new iam.PolicyStatement({
-    actions: [
-      'secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret', 'secretsmanager:ListSecretVersionIds',
-      'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage',
-    ],
+    actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'],
     resources: appSecretArns,
   })];
 }

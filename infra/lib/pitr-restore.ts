@@ -6,7 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import type { BackupBucket } from './backup-bucket';
+import { BACKUP_PREFIX, type BackupBucket } from './backup-bucket';
 import type { PgstewardConfig } from './config';
 import { CA_BUNDLE_FILE, findingArn, rustFunction } from './function';
 import type { Network } from './network';
@@ -79,9 +79,10 @@ export class PitrRestore extends Construct {
         source: config.snapshotSource,
         subnetGroup,
         parameterGroup: config.restoreParameterGroup,
+        kmsKeyArn: config.dbKmsKeyArn,
       }),
       ...appSecretStatements(config.appSecretArns),
-      ...this.reportStatements(),
+      ...this.bucketStatements(),
     ];
     for (const s of statements) this.function.addToRolePolicy(s);
     this.acknowledgeRole();
@@ -114,6 +115,8 @@ export class PitrRestore extends Construct {
       allowAllOutbound: false,
     });
     group.addIngressRule(network.functionSecurityGroup, ec2.Port.tcp(5432), 'pgsteward functions');
+    // Like the subnet group: a restored copy may outlive the stack, and an attached group cannot be deleted.
+    group.applyRemovalPolicy(RemovalPolicy.RETAIN);
     return group;
   }
 
@@ -135,13 +138,20 @@ export class PitrRestore extends Construct {
     };
   }
 
-  /** Reports are written, never read back or deleted: PutObject under restore-reports/ (and the key through S3). */
-  private reportStatements(): iam.PolicyStatement[] {
+  /**
+   * Reports are written, never read back or deleted: PutObject under restore-reports/. Row counts
+   * may compare with a logical backup's manifest ("compareWith": "manifest:s3://..."): GetObject
+   * under pgsteward/, this stack's dumps and manifests, read-only. The key through S3 only.
+   */
+  private bucketStatements(): iam.PolicyStatement[] {
     const { bucket, key } = this.backups;
-    const statements = [new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${REPORT_PREFIX}/*`)] })];
+    const statements = [
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${REPORT_PREFIX}/*`)] }),
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${BACKUP_PREFIX}/*`)] }),
+    ];
     if (key) {
       statements.push(new iam.PolicyStatement({
-        actions: ['kms:GenerateDataKey'],
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
         resources: [key.keyArn],
         conditions: { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } },
       }));
@@ -168,6 +178,11 @@ export class PitrRestore extends Construct {
       {
         id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${REPORT_PREFIX}/*]`,
         reason: `report keys are made at run time (<target>/<startedAt>.json); PutObject only, under the ${REPORT_PREFIX}/ prefix`,
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${BACKUP_PREFIX}/*]`,
+        reason: `the manifest row counts compare with is named in the request at run time; GetObject only, under ${BACKUP_PREFIX}/ ` +
+          'where the logical backups and their manifests are',
       },
     );
   }

@@ -16,6 +16,15 @@ export const MAX_POLLS = 180;
 /** The only function error Step Functions retries (the function raises it for throttling, lock and connection waits). */
 export const RETRYABLE = 'Retryable';
 /**
+ * ANALYZE of a large database outlasts one invocation: 30 s before its deadline the function
+ * stops with `Retryable` and how far it got, and the retry goes on with the rest. So this step
+ * retries without backoff, up to 12 times: about 3 hours of ANALYZE.
+ */
+export const ANALYZE_RETRY = { interval: Duration.seconds(10), maxAttempts: 12, backoffRate: 1 };
+/** Every other step: throttling, lock and connection waits. */
+export const STEP_RETRY = { interval: Duration.seconds(10), maxAttempts: 3, backoffRate: 2 };
+
+/**
  * Lambda throttled the invocation: the function never ran, so even cut-over is safe to
  * send again. Other Lambda service errors are not retried: the function may have run.
  */
@@ -97,7 +106,7 @@ export class RestoreChecklist extends Construct {
     const restore = this.step('Restore', 'restore');
     const poll = this.step('Poll', 'wait');
     const rowCounts = this.step('RowCounts', 'rowCounts');
-    const analyze = this.step('Analyze', 'analyze');
+    const analyze = this.step('Analyze', 'analyze', ANALYZE_RETRY);
     const connectivity = this.step('Connectivity', 'connectivity');
     const smoke = this.step('Smoke', 'smoke');
     const cutOver = this.step('CutOver', 'cutOver');
@@ -223,7 +232,7 @@ export class RestoreChecklist extends Construct {
   }
 
   /** One action of the function: payload from `$.payloads.<key>`, answer (or error) to `$.run.results.<key>`. */
-  private step(id: string, key: string): tasks.LambdaInvoke {
+  private step(id: string, key: string, retry = STEP_RETRY): tasks.LambdaInvoke {
     const task = new tasks.LambdaInvoke(this, id, {
       lambdaFunction: this.fn,
       payloadResponseOnly: true,
@@ -232,7 +241,7 @@ export class RestoreChecklist extends Construct {
       // Our own retriers below (CDK's default retries Lambda errors after which the function may have run).
       retryOnServiceExceptions: false,
     });
-    task.addRetry({ errors: [RETRYABLE], interval: Duration.seconds(10), maxAttempts: 3, backoffRate: 2 });
+    task.addRetry({ errors: [RETRYABLE], ...retry });
     task.addRetry({ errors: [THROTTLED], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
     // CheckFailed, InvalidInput, Unsafe, NotFound, Internal, timeouts, exhausted retries: recorded, then the report.
     task.addCatch(this.recordFailure, { errors: [sfn.Errors.ALL], resultPath: `$.run.results.${key}` });
@@ -257,7 +266,7 @@ export class RestoreChecklist extends Construct {
       resultPath: '$.report',
       retryOnServiceExceptions: false,
     });
-    report.addRetry({ errors: [RETRYABLE], interval: Duration.seconds(10), maxAttempts: 3, backoffRate: 2 });
+    report.addRetry({ errors: [RETRYABLE], ...STEP_RETRY });
     report.addRetry({ errors: [THROTTLED], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
     const reportFailed = new sfn.Fail(this, 'ReportFailed', { errorPath: '$.reportError.Error', causePath: '$.reportError.Cause' });
     report.addCatch(reportFailed, { errors: [sfn.Errors.ALL], resultPath: '$.reportError' });

@@ -12,6 +12,8 @@ export interface RestoreConfig {
   readonly restoreInstanceClass?: string;
   /** The application secrets cut-over may point at a restored instance; none: cut-over is refused. */
   readonly appSecretArns: string[];
+  /** The customer-managed KMS key of the database's storage; absent: unencrypted, or the AWS-managed aws/rds key. */
+  readonly dbKmsKeyArn?: string;
 }
 
 // A complete secret ARN ends in the 6-character suffix Secrets Manager adds; IAM
@@ -24,6 +26,8 @@ const PARAMETER_GROUP = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,254}(?<!-)$/;
 // db.<family>.<size>, e.g. db.r6g.large, db.t4g.micro, db.serverless (Aurora Serverless v2).
 const INSTANCE_CLASS = /^db\.[a-z0-9]+(\.[a-z0-9]+)?$/;
 const SECURITY_GROUP = /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/;
+// A key ARN (not an alias, not a bare id): IAM grants need the exact key. mrk- keys are multi-Region keys.
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(mrk-)?[A-Za-z0-9-]+$/;
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new Error(message);
@@ -74,5 +78,9 @@ export function restoreConfigFromContext(node: Node): RestoreConfig {
   }
   check(new Set(appSecretArns).size === appSecretArns.length, 'context appSecretArns lists a secret twice');
 
-  return { restoreSubnetGroup, restoreSecurityGroupIds, restoreParameterGroup, restoreInstanceClass, appSecretArns };
+  // The restored copy is encrypted with the source's key: RDS makes a grant on it for the caller.
+  const dbKmsKeyArn = optional(node, 'dbKmsKeyArn', KMS_KEY_ARN,
+    'must be the KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) of the database\'s storage, not an alias');
+
+  return { restoreSubnetGroup, restoreSecurityGroupIds, restoreParameterGroup, restoreInstanceClass, appSecretArns, dbKmsKeyArn };
 }

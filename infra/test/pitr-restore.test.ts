@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { configFromContext, DEFAULTS } from '../lib/config';
 import type { PgstewardStack } from '../lib/pgsteward-stack';
 import { EXISTING_VPC_CONTEXT, newApp, synth } from './helpers';
-import { APP_SECRETS, FULL_RESTORE_CONTEXT } from './restore-fixtures';
+import { APP_SECRETS, DB_KEY, FULL_RESTORE_CONTEXT } from './restore-fixtures';
 import { BACKUP_KEY } from './snapshot-fixtures';
 
 type Statement = Record<string, any>;
@@ -13,11 +13,11 @@ const HERE = { Ref: 'AWS::Region' };
 const arnOf = (...parts: unknown[]) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ...parts]] });
 const rds = (rest: string, ...more: unknown[]) => arnOf(':rds:', HERE, ':', { Ref: 'AWS::AccountId' }, rest, ...more);
 const FROM_SOURCE = { StringEquals: { 'aws:RequestTag/pgsteward:restored-from': 'orders-prod' } };
-const DESCRIBE = ['rds:DescribeDBClusters', 'rds:DescribeDBInstanceAutomatedBackups', 'rds:DescribeDBInstances', 'rds:ListTagsForResource'];
-const APP_SECRET_ACTIONS = [
-  'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:ListSecretVersionIds',
-  'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage',
+const DESCRIBE = [
+  'rds:DescribeDBClusters', 'rds:DescribeDBInstanceAutomatedBackups', 'rds:DescribeDBInstances', 'rds:DescribeDBSnapshots',
+  'rds:ListTagsForResource',
 ];
+const APP_SECRET_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'];
 
 const id = (stack: PgstewardStack, c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
 const actionsOf = (s: Statement) => ([] as string[]).concat(s.Action);
@@ -100,11 +100,12 @@ describe('pitr-restore function', () => {
     s.template.hasResourceProperties('AWS::RDS::DBSubnetGroup', { SubnetIds: EXISTING_VPC_CONTEXT.privateSubnetIds.split(',') });
   });
 
-  test('the stack\'s subnet group (kept when the stack goes) and security group: PostgreSQL from the functions only, no egress', () => {
+  test('the stack\'s subnet group and security group (both kept when the stack goes): PostgreSQL from the functions only, no egress', () => {
     const sg = resources[id(stack, pr.subnetGroup!)];
     assert.equal(sg.Type, 'AWS::RDS::DBSubnetGroup');
     assert.equal(sg.DeletionPolicy, 'Retain');
     assert.equal(sg.Properties.SubnetIds.length, 2);
+    assert.equal(resources[id(stack, pr.securityGroup!)].DeletionPolicy, 'Retain');
     const group = resources[id(stack, pr.securityGroup!)].Properties;
     assert.deepEqual(group.SecurityGroupEgress, [{ CidrIp: '255.255.255.255/32', Description: 'Disallow all traffic', FromPort: 252, IpProtocol: 'icmp', ToPort: 86 }]);
     template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
@@ -125,7 +126,7 @@ describe('pitr-restore function', () => {
 describe('function role (instance source, no app secrets, SSE-S3)', () => {
   const statements = roleStatements(template, stack, pr.function.role!);
 
-  test('exactly: the master secret, the bus, restore from this source into tagged targets, describes, reports', () => {
+  test('exactly: the master secret, the bus, restore from this source into tagged targets, describes, reports, manifests', () => {
     assert.deepEqual(statements, [
       { Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Effect: 'Allow', Resource: DEFAULTS.dbSecretArn },
       { Action: 'events:PutEvents', Effect: 'Allow', Resource: arnOf(':events:', HERE, ':', { Ref: 'AWS::AccountId' }, ':event-bus/default') },
@@ -138,6 +139,7 @@ describe('function role (instance source, no app secrets, SSE-S3)', () => {
       { Action: 'rds:AddTagsToResource', Effect: 'Deny', Resource: rds(':db:orders-prod') },
       { Action: DESCRIBE, Effect: 'Allow', Resource: '*' },
       { Action: 's3:PutObject', Effect: 'Allow', Resource: { 'Fn::Join': ['', [bucketArn, '/restore-reports/*']] } },
+      { Action: 's3:GetObject', Effect: 'Allow', Resource: { 'Fn::Join': ['', [bucketArn, '/pgsteward/*']] } },
     ]);
   });
 
@@ -184,11 +186,15 @@ describe('function role (Aurora, every restore option, a backup key)', () => {
     assert.deepEqual(set(app[0].Resource), set(APP_SECRETS));
   });
 
-  test('reports through the backup key, through S3 only', () => {
-    assert.deepEqual(statements.filter((st) => actionsOf(st).some((a) => a.startsWith('kms:'))), [{
-      Action: 'kms:GenerateDataKey', Effect: 'Allow', Resource: BACKUP_KEY,
-      Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['s3.', HERE, '.amazonaws.com']] } } },
-    }]);
+  test('reports and manifests through the backup key, through S3 only; a grant on the database\'s key for AWS resources only', () => {
+    assert.deepEqual(statements.filter((st) => actionsOf(st).some((a) => a.startsWith('kms:'))), [
+      { Action: 'kms:DescribeKey', Effect: 'Allow', Resource: DB_KEY },
+      { Action: 'kms:CreateGrant', Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } }, Effect: 'Allow', Resource: DB_KEY },
+      {
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Effect: 'Allow', Resource: BACKUP_KEY,
+        Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['s3.', HERE, '.amazonaws.com']] } } },
+      },
+    ]);
   });
 });
 
@@ -248,8 +254,8 @@ describe('the state machine role', () => {
 describe('restore context', () => {
   test('defaults: nothing configured', () => {
     const c = configFromContext(newApp().node);
-    assert.deepEqual([c.restoreSubnetGroup, c.restoreSecurityGroupIds, c.restoreParameterGroup, c.restoreInstanceClass, c.appSecretArns],
-      [undefined, [], undefined, undefined, []]);
+    assert.deepEqual([c.restoreSubnetGroup, c.restoreSecurityGroupIds, c.restoreParameterGroup, c.restoreInstanceClass, c.appSecretArns, c.dbKmsKeyArn],
+      [undefined, [], undefined, undefined, [], undefined]);
   });
 
   test('lists from cdk.json arrays as well as -c strings', () => {
@@ -268,6 +274,7 @@ describe('restore context', () => {
     ['an instance class without db.', { restoreInstanceClass: 'r6g.large' }, /restoreInstanceClass "r6g.large" must be an RDS instance class like db\.r6g\.large/],
     ['an app secret without its suffix', { appSecretArns: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/app' }, /appSecretArns: .* 6-character suffix/],
     ['the master secret as an app secret', { appSecretArns: DEFAULTS.dbSecretArn }, /appSecretArns includes dbSecretArn/],
+    ['a key alias as dbKmsKeyArn', { dbKmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:alias/aws/rds' }, /dbKmsKeyArn .* KMS key ARN .* not an alias/],
     ['an app secret listed twice', { appSecretArns: `${APP_SECRETS[0]},${APP_SECRETS[0]}` }, /lists a secret twice/],
     ['one zone and no subnet group', { vpcId: 'vpc-0a1b2c3d', availabilityZones: 'us-east-1a', privateSubnetIds: 'subnet-0a1b2c3d' }, /restoreSubnetGroup is needed/],
   ];

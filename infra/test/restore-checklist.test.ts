@@ -109,8 +109,11 @@ describe('RestoreChecklist definition', () => {
   test('retries Retryable and Lambda throttling only; every other error is caught into results, then the report', () => {
     const s = asl().States as Record<string, any>;
     for (const name of [...TASKS, 'Report']) {
+      const retryable = name === 'Analyze'
+        ? { ErrorEquals: [RETRYABLE], IntervalSeconds: 10, MaxAttempts: 12, BackoffRate: 1 }
+        : { ErrorEquals: [RETRYABLE], IntervalSeconds: 10, MaxAttempts: 3, BackoffRate: 2 };
       assert.deepEqual(s[name].Retry, [
-        { ErrorEquals: [RETRYABLE], IntervalSeconds: 10, MaxAttempts: 3, BackoffRate: 2 },
+        retryable,
         { ErrorEquals: [THROTTLED], IntervalSeconds: 2, MaxAttempts: 6, BackoffRate: 2, JitterStrategy: 'FULL' },
       ], name);
       const retried = s[name].Retry.flatMap((r: any) => r.ErrorEquals);
@@ -218,10 +221,22 @@ describe('RestoreChecklist execution (aws-local-stepfunctions)', () => {
   });
 
   test('Retryable four times (retries exhausted): caught, reported, failed', async () => {
-    const r = await run(INPUT, { Analyze: throwing('Retryable', 'lock timeout on public.orders') });
+    const r = await run(INPUT, { RowCounts: throwing('Retryable', 'lock timeout on public.orders') });
     assert.equal(r.status, 'FAILED');
-    assert.equal(r.calls('Analyze').length, 4);
-    assert.deepEqual(r.calls('Report')[0].results.analyze, { Error: 'Retryable', Cause: 'lock timeout on public.orders' });
+    assert.equal(r.calls('RowCounts').length, 4);
+    assert.deepEqual(r.calls('Report')[0].results.rowCounts, { Error: 'Retryable', Cause: 'lock timeout on public.orders' });
+  });
+
+  test('ANALYZE that outlasts an invocation goes on in the retries (up to 13 runs), then the checklist continues', async () => {
+    const r = await run(INPUT, {
+      Analyze: (_p, call) => {
+        if (call < 13) throw lambdaError('Retryable', `analyzed ${call * 10} of 212 tables before the Lambda deadline`);
+        return { tables: 212, seconds: 10800 };
+      },
+    });
+    assert.equal(r.status, 'SUCCEEDED', r.cause);
+    assert.equal(r.calls('Analyze').length, 13);
+    assert.equal(r.calls('Smoke').length, 1);
   });
 
   test('Lambda throttling is retried', async () => {
