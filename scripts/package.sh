@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"   # cargo-lambda and its zig
 arch=${ARCH:-x86_64}   # or arm64
-functions=(health-check vacuum-sweep snapshot retention-prune pitr-restore)
+functions=(health-check vacuum-sweep snapshot retention-prune pitr-restore backup-verify)
 max_glibc=2.34
 
 scripts/ensure-tools.sh

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use pgsteward_core::backup_verify;
 use pgsteward_core::health_check::{self, HealthCheckConfig};
 use pgsteward_core::pitr_restore;
 use pgsteward_core::retention_prune;
@@ -53,6 +54,15 @@ fn every_sample_event_parses_for_its_function() {
                 pitr_restore::TASK => {
                     pitr_restore::parse_event(event)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
+                backup_verify::TASK => {
+                    let req = backup_verify::parse_event(event)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    // Task inputs after pick carry pick's output.
+                    if req.action != backup_verify::Action::Pick {
+                        req.drill()
+                            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    }
                 }
                 other => panic!("events/{other}/ has no function to parse it"),
             }

@@ -10,6 +10,7 @@ pub const FUNCTIONS: &[&str] = &[
     "snapshot",
     "retention-prune",
     "pitr-restore",
+    "backup-verify",
 ];
 
 #[derive(Parser)]
@@ -49,6 +50,14 @@ pub enum Format {
     Table,
     /// The full run report, as the Lambda returns it
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum VerifyKind {
+    /// The latest logical dump (pg_dump -Fc in S3 with its manifest)
+    Logical,
+    /// The latest managed RDS snapshot, restored to a scratch instance
+    Snapshot,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -229,11 +238,52 @@ Never modifies or deletes the source; never cuts over unless every check passed.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The restore drill, end to end: pick the latest backup (managed RDS snapshot, or logical
+    /// dump with its manifest), restore it to scratch (an instance, or a database on the
+    /// verification server), check every table's rows against the manifest, amcheck every
+    /// B-tree index, checksum failures, smoke queries, RTO/RPO against targets; tag the backup
+    /// verified when all passed; always tear the scratch down; report. Exits 1 when the drill failed
+    #[command(
+        name = "backup-verify",
+        after_help = "Examples:\n  pgsteward backup-verify --kind logical --bucket orders-backups --database-url URL\n  \
+pgsteward backup-verify --kind logical --verify-database-url URL --format json\n  \
+pgsteward backup-verify --kind snapshot --dry-run\n\n\
+Never touches what the drill did not create; never tags a backup that failed a check."
+    )]
+    BackupVerify {
+        #[arg(long, value_enum, default_value = "logical")]
+        kind: VerifyKind,
+        /// Test a random backup of the last --window-days days instead of the latest
+        #[arg(long)]
+        random: bool,
+        #[arg(long, default_value_t = 7)]
+        window_days: u32,
+        /// Where the dumps are (PGSTEWARD_BACKUP_BUCKET)
+        #[arg(long)]
+        bucket: Option<String>,
+        /// The server scratch databases are restored on (PGSTEWARD_VERIFY_DATABASE_URL;
+        /// default: --database-url's server)
+        #[arg(long, value_name = "URL")]
+        verify_database_url: Option<String>,
+        /// pg_restore --jobs (default: the cores, for dumps of 32 MiB and more)
+        #[arg(long)]
+        jobs: Option<u32>,
+        /// Pick and check the checksum only: restore, tag and delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds between polls of a scratch instance, and how many polls
+        #[arg(long, default_value_t = 30)]
+        poll_seconds: u64,
+        #[arg(long, default_value_t = 60)]
+        polls: u32,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a Lambda handler in-process on an event file and print its JSON result; on failure
     /// print {errorType, errorMessage} and exit non-zero. Configuration comes from the same
     /// environment variables the Lambda reads
     Invoke {
-        /// The function: health-check, vacuum-sweep, snapshot, retention-prune or pitr-restore
+        /// The function: health-check, vacuum-sweep, snapshot, retention-prune, pitr-restore or backup-verify
         function: String,
         /// A JSON event, e.g. one from events/<function>/
         #[arg(long)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod pitr;
+mod verify;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -269,6 +270,7 @@ async fn run(cli: Cli) -> Result<String> {
             })
         }
         command @ Command::PitrRestore { .. } => pitr::run(&env, command).await,
+        command @ Command::BackupVerify { .. } => verify::run(&env, command).await,
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).map_err(|e| {
                 Error::invalid(format!("cannot read event file {}: {e}", event.display()))
@@ -281,7 +283,12 @@ async fn run(cli: Cli) -> Result<String> {
                 vacuum_sweep::TASK => vacuum_task(&env).await?.handle(payload, None).await?,
                 snapshot::TASK => snapshot_task(&env).await?.handle(payload, None).await?,
                 retention_prune::TASK => retention_task(&env).await?.handle(payload, None).await?,
-                pgsteward_core::pitr_restore::TASK => pitr::task(&env).await?.handle(payload).await?,
+                pgsteward_core::pitr_restore::TASK => {
+                    pitr::task(&env).await?.handle(payload).await?
+                }
+                pgsteward_core::backup_verify::TASK => {
+                    verify::task(&env).await?.handle(payload).await?
+                }
                 other => {
                     return Err(Error::invalid(format!(
                         "unknown function '{other}'; known: {}",

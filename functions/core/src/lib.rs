@@ -8,7 +8,7 @@
 //! - `aws`: narrow ports over AWS and their SDK adapters
 //! - `report`: the run report
 //! - one module per task: `health_check`, `vacuum_sweep`, `snapshot`, `retention_prune`,
-//!   `pitr_restore`
+//!   `pitr_restore`, `backup_verify`
 
 pub mod aws;
 pub mod clock;
@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod error;
 pub mod health_check;
 pub mod pg;
+pub mod backup_verify;
 pub mod pitr_restore;
 pub mod report;
 pub mod retention_prune;

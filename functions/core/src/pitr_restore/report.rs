@@ -27,7 +27,7 @@ const ORDER: &[&str] = &[
 ];
 
 /// `{Error, Cause}` is how Step Functions hands a caught error on.
-fn failure(v: &Value) -> Option<String> {
+pub fn failure(v: &Value) -> Option<String> {
     let e = v.get("Error").or_else(|| v.get("errorType"))?.as_str()?;
     let cause = v
         .get("Cause")
