@@ -187,3 +187,21 @@ where
     });
     endpoint
 }
+
+/// A proxy in front of moto that refuses the query-protocol (RDS) `Action=<action>` requests
+/// with `400 InvalidDBInstanceState` (not retried by the SDK) and passes everything else.
+pub async fn refusing_proxy(upstream: &str, action: &str) -> String {
+    let wanted = format!("Action={action}");
+    proxy(upstream, move |req| {
+        let body = String::from_utf8_lossy(&req.body);
+        if req.method == "POST" && body.split('&').any(|p| p == wanted) {
+            let xml = "<ErrorResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\"><Error><Type>Sender</Type><Code>InvalidDBInstanceState</Code><Message>injected: the instance cannot be deleted now</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+            Reply::Answer(
+                format!("HTTP/1.1 400 Bad Request\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{xml}", xml.len()).into_bytes(),
+            )
+        } else {
+            Reply::Pass
+        }
+    })
+    .await
+}

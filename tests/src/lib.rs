@@ -16,6 +16,7 @@ pub mod runtime_api;
 pub mod s3_sink;
 pub mod snapshots;
 pub mod vacuum;
+pub mod verify;
 
 use std::path::PathBuf;
 

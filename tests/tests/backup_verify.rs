@@ -1,0 +1,558 @@
+//! The restore drill against a real PostgreSQL, real pg_dump/pg_restore and moto: a logical
+//! drill on a dump made by the snapshot task (passes; a corrupted dump fails on its
+//! checksum; a manifest whose counts disagree fails naming the tables), amcheck on every
+//! index and its failure path, and the snapshot drill on moto with the endpoint override.
+
+use std::time::Duration;
+
+use pgsteward_core::backup_verify::{checks, Action, Drill, Kind, Request};
+use pgsteward_tests::faulty_aws::refusing_proxy;
+use pgsteward_tests::fixtures::rds_secret;
+use pgsteward_tests::moto::Moto;
+use pgsteward_tests::postgres::Postgres;
+use pgsteward_tests::restore::{
+    endpoint, instances, override_to_local, source, subnet_group, RDS_WRITES,
+};
+use pgsteward_tests::snapshots::{bucket, id};
+use pgsteward_tests::verify::{
+    database_exists, drill_id, logical_dump, managed_snapshot, object, put_object, snapshot_tags,
+    task, task_at,
+};
+use serde_json::{json, Value};
+
+fn logical(drill: &str) -> Request {
+    Request {
+        kind: Kind::Logical,
+        drill_id: Some(drill.into()),
+        ..Request::default()
+    }
+}
+
+/// A dump of a fresh database and a task restoring on the shared server.
+async fn logical_setup() -> (
+    String,
+    String,
+    Value,
+    pgsteward_core::backup_verify::BackupVerify,
+) {
+    let pg = Postgres::shared();
+    let bucket = bucket("verify").await;
+    let dbid = id();
+    let (db, manifest) = logical_dump(pg, &dbid, &bucket).await;
+    let t = task(
+        pg,
+        &[
+            ("PGSTEWARD_DATABASE_URL", &pg.admin_url(&db)),
+            ("PGSTEWARD_DB_IDENTIFIER", &dbid),
+            ("PGSTEWARD_BACKUP_BUCKET", &bucket),
+            ("PGSTEWARD_VERIFY_DATABASE_URL", &pg.admin_url("postgres")),
+        ],
+    )
+    .await;
+    (bucket, dbid, manifest, t)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["details"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logical_drill_restores_the_dump_checks_everything_and_marks_it_verified() {
+    let pg = Postgres::shared();
+    let (bucket, dbid, manifest, t) = logical_setup().await;
+    let drill = drill_id();
+    let report = t
+        .drill(&logical(&drill), Duration::from_secs(1), 1)
+        .await
+        .unwrap();
+    let r = serde_json::to_value(&report).unwrap();
+    assert_eq!(r["details"]["outcome"], "passed", "{r:#}");
+    assert_eq!(
+        check(&r, "checksum")["detail"]["sha256"],
+        manifest["sha256"]
+    );
+    let counts = check(&r, "rowCounts");
+    assert_eq!(counts["passed"], true);
+    assert_eq!(counts["detail"]["tables"], 3);
+    assert_eq!(counts["detail"]["rows"], 23000);
+    // Every B-tree index: 2 primary keys, the unique email, order_items_sku and audit_at (not the GIN one).
+    let amcheck = check(&r, "amcheck");
+    assert_eq!(amcheck["detail"]["indexes"], 5, "{amcheck}");
+    assert_eq!(amcheck["passed"], true);
+    assert_eq!(check(&r, "checksumFailures")["passed"], true);
+    assert!(r["details"]["rtoSeconds"].as_f64().unwrap() > 0.0);
+    assert!(r["details"]["rpoMinutes"].as_f64().is_some());
+    for step in ["download", "restore", "rowCounts", "amcheck"] {
+        assert!(
+            r["details"]["timings"][step].as_f64().is_some(),
+            "{step}: {r:#}"
+        );
+    }
+    assert_eq!(r["details"]["tagged"], true);
+    assert_eq!(r["details"]["tornDown"], true);
+    // The marker retention-prune keeps the newest verified dump by.
+    let base = manifest["dumpKey"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(".dump");
+    let marker: Value = serde_json::from_slice(
+        &object(&bucket, &format!("{base}.verified.json"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["drillId"], drill);
+    assert_eq!(marker["backup"]["id"], base);
+    // The scratch database is gone; the evidence is in S3, as JSON and as text.
+    assert!(!database_exists(pg, &format!("pgsteward_drill_{drill}")).await);
+    let json_key = format!("verify-reports/{dbid}/{drill}.json");
+    let stored: Value = serde_json::from_slice(&object(&bucket, &json_key).await.unwrap()).unwrap();
+    assert_eq!(stored["details"]["outcome"], "passed");
+    let text = String::from_utf8(
+        object(&bucket, &format!("verify-reports/{dbid}/{drill}.txt"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(text.contains(": PASSED"), "{text}");
+    assert!(text.contains("amcheck"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_dump_fails_on_its_checksum_and_nothing_is_restored_or_marked() {
+    let pg = Postgres::shared();
+    let (bucket, _dbid, manifest, t) = logical_setup().await;
+    let key = manifest["dumpKey"].as_str().unwrap();
+    let mut dump = object(&bucket, key).await.unwrap();
+    let mid = dump.len() / 2;
+    for b in &mut dump[mid..mid + 16] {
+        *b ^= 0xff;
+    }
+    put_object(&bucket, key, dump).await;
+    let drill = drill_id();
+    let r = serde_json::to_value(
+        t.drill(&logical(&drill), Duration::from_secs(1), 1)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["details"]["outcome"], "failed");
+    assert_eq!(r["details"]["failed"], json!(["verify"]));
+    let why = r["warnings"][0].as_str().unwrap();
+    assert!(why.contains("CheckFailed: checksum mismatch"), "{why}");
+    assert!(why.contains(manifest["sha256"].as_str().unwrap()), "{why}");
+    assert_eq!(r["details"]["tagged"], false);
+    let base = key.trim_end_matches(".dump");
+    assert!(object(&bucket, &format!("{base}.verified.json"))
+        .await
+        .is_none());
+    assert!(!database_exists(pg, &format!("pgsteward_drill_{drill}")).await);
+    // The Lambda's verify step: CheckFailed, which the state machine does not retry.
+    let picked = t
+        .run(&Request {
+            action: Action::Pick,
+            ..logical(&drill)
+        })
+        .await
+        .unwrap();
+    let d: Drill = serde_json::from_value(picked["drill"].clone()).unwrap();
+    let e = t
+        .run(&Request {
+            action: Action::Verify,
+            drill: Some(d),
+            ..logical(&drill)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "CheckFailed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_whose_counts_disagree_fails_on_row_counts_naming_the_tables() {
+    let pg = Postgres::shared();
+    let (bucket, _dbid, manifest, t) = logical_setup().await;
+    // The manifest is rewritten with another count for one table; its checksum still holds.
+    let mut m = manifest.clone();
+    for table in m["tables"].as_array_mut().unwrap() {
+        if table["name"] == "customers" {
+            table["rows"] = json!(3001);
+        }
+    }
+    let key = manifest["dumpKey"]
+        .as_str()
+        .unwrap()
+        .replace(".dump", ".manifest.json");
+    put_object(&bucket, &key, serde_json::to_vec(&m).unwrap()).await;
+    let drill = drill_id();
+    let r = serde_json::to_value(
+        t.drill(&logical(&drill), Duration::from_secs(1), 1)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r["details"]["outcome"], "failed");
+    let counts = check(&r, "rowCounts");
+    let why = counts["failure"].as_str().unwrap();
+    assert_eq!(
+        why,
+        "row counts differ from the manifest in 1 table(s): public.customers (3000 rows, manifest 3001)"
+    );
+    assert!(
+        r["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("public.customers"),
+        "{r:#}"
+    );
+    assert_eq!(r["details"]["tagged"], false);
+    assert_eq!(r["details"]["tornDown"], true);
+    assert!(!database_exists(pg, &format!("pgsteward_drill_{drill}")).await);
+}
+
+/// amcheck's failure path, shown on the shared server without stopping it: a B-tree index
+/// whose operator class's comparison function is replaced after the build by one that
+/// orders the other way. The pages are intact but their order contradicts the operator
+/// class, which is what `bt_index_check` verifies ("item order invariant violated").
+#[tokio::test(flavor = "multi_thread")]
+async fn amcheck_checks_every_b_tree_index_and_names_the_corrupt_one() {
+    let pg = Postgres::shared();
+    let db = pg.create_database("amcheck").await;
+    let admin = pg.admin(&db).await;
+    admin
+        .batch_execute(
+            "CREATE FUNCTION fragile_cmp(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT CASE WHEN $1 < $2 THEN -1 WHEN $1 > $2 THEN 1 ELSE 0 END';
+             CREATE OPERATOR CLASS fragile_ops FOR TYPE int USING btree AS
+               OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 fragile_cmp(int, int);
+             CREATE TABLE t (id int PRIMARY KEY, v int);
+             INSERT INTO t SELECT g, g FROM generate_series(1, 5000) g;
+             CREATE INDEX t_v_fragile ON t (v fragile_ops);
+             CREATE INDEX t_v ON t (v);",
+        )
+        .await
+        .unwrap();
+    let (ok, _) = checks::amcheck(&admin).await.unwrap();
+    assert!(ok.passed, "{ok:?}");
+    assert_eq!(ok.detail["indexes"], 3);
+    admin
+        .batch_execute(
+            "CREATE OR REPLACE FUNCTION fragile_cmp(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT CASE WHEN $1 < $2 THEN 1 WHEN $1 > $2 THEN -1 ELSE 0 END'",
+        )
+        .await
+        .unwrap();
+    let (bad, _) = checks::amcheck(&admin).await.unwrap();
+    assert!(!bad.passed);
+    assert_eq!(bad.detail["indexes"], 3, "every index is still checked");
+    let why = bad.failure.clone().unwrap();
+    assert!(
+        why.starts_with(
+            "amcheck found corruption in 1 of 3 B-tree index(es): public.t_v_fragile: "
+        ),
+        "{why}"
+    );
+    assert!(why.contains("invariant"), "{why}");
+    let e = checks::verdict(&[bad]).unwrap_err();
+    assert_eq!(e.error_type(), "CheckFailed");
+}
+
+/// A source in moto with a managed snapshot, a local database standing in for what the
+/// snapshot holds, and the drill's pick, restore and wait done through moto.
+struct SnapshotDrill {
+    src: String,
+    snapshot: String,
+    secret: String,
+    subnets: String,
+    drill: Drill,
+    wait: Value,
+}
+
+async fn snapshot_drill() -> SnapshotDrill {
+    let pg = Postgres::shared();
+    let db = pg.create_database("scratch").await;
+    pgsteward_tests::restore::table_with_rows(pg, &db, "orders", 1200).await;
+    let secret = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let src = id();
+    source(&src).await;
+    let snapshot = managed_snapshot(&src).await;
+    let subnets = subnet_group().await;
+    let vars = [
+        ("PGSTEWARD_DB_SECRET_ARN", secret.as_str()),
+        ("PGSTEWARD_DB_IDENTIFIER", src.as_str()),
+        ("PGSTEWARD_RESTORE_SUBNET_GROUP", subnets.as_str()),
+        ("PGSTEWARD_RESTORE_SECURITY_GROUPS", "sg-0123456789abcdef0"),
+    ];
+    let t = task(pg, &vars).await;
+    let base = Request {
+        kind: Kind::Snapshot,
+        drill_id: Some(drill_id()),
+        ..Request::default()
+    };
+    let picked = t
+        .run(&Request {
+            action: Action::Pick,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let drill: Drill = serde_json::from_value(picked["drill"].clone()).unwrap();
+    assert_eq!(drill.backup.id, snapshot);
+    let restored = t
+        .run(&Request {
+            action: Action::RestoreScratch,
+            drill: Some(drill.clone()),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert!(restored.get("restored").is_some(), "{restored}");
+    // A repeated delivery finds its own scratch instance.
+    let again = t
+        .run(&Request {
+            action: Action::RestoreScratch,
+            drill: Some(drill.clone()),
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(again["note"], "restored already by this drill");
+    let wait = t
+        .run(&Request {
+            action: Action::WaitScratch,
+            drill: Some(drill.clone()),
+            ..base
+        })
+        .await
+        .unwrap();
+    assert_eq!(wait["available"], true, "{wait}");
+    SnapshotDrill {
+        src,
+        snapshot,
+        secret,
+        subnets,
+        drill,
+        wait,
+    }
+}
+
+impl SnapshotDrill {
+    fn vars<'a>(&'a self, over: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("PGSTEWARD_DB_SECRET_ARN", self.secret.as_str()),
+            ("PGSTEWARD_DB_IDENTIFIER", self.src.as_str()),
+            ("PGSTEWARD_RESTORE_SUBNET_GROUP", self.subnets.as_str()),
+            ("PGSTEWARD_RESTORE_SECURITY_GROUPS", "sg-0123456789abcdef0"),
+            ("PGSTEWARD_ENDPOINT_OVERRIDE", over),
+        ]
+    }
+
+    fn step(&self, action: Action, results: Value) -> Request {
+        Request {
+            action,
+            kind: Kind::Snapshot,
+            drill: Some(self.drill.clone()),
+            results: Some(serde_json::from_value(results).unwrap()),
+            ..Request::default()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_drill_restores_scratch_verifies_tags_the_snapshot_and_tears_down() {
+    let pg = Postgres::shared();
+    let _rds = RDS_WRITES.lock().await;
+    let s = snapshot_drill().await;
+    let scratch = s.drill.scratch_instance();
+    let tags = pgsteward_tests::restore::describe(&scratch).await;
+    let tag = |k: &str| {
+        tags.tag_list()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    assert_eq!(tag("pgsteward:scratch").as_deref(), Some("true"));
+    assert_eq!(tag("pgsteward:drill"), Some(s.drill.drill_id.clone()));
+    assert!(tag("pgsteward:expires").is_some());
+    let over = override_to_local(pg, &endpoint(&scratch).await);
+    let t = task(pg, &s.vars(&over)).await;
+    let verify = t
+        .run(&s.step(Action::Verify, json!({"waitScratch": s.wait})))
+        .await
+        .unwrap();
+    assert_eq!(verify["passed"], true, "{verify:#}");
+    let counts = verify["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rowCounts")
+        .unwrap();
+    assert_eq!(counts["detail"]["rows"], 1200, "{counts}");
+    let amcheck = verify["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "amcheck")
+        .unwrap();
+    assert_eq!(amcheck["detail"]["indexes"], 1);
+    // Tagging needs a passing verify.
+    let refused = t
+        .run(&s.step(Action::TagVerified, json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_type(), "Unsafe");
+    assert!(!snapshot_tags(&s.snapshot)
+        .await
+        .iter()
+        .any(|(k, _)| k == "pgsteward:verified"));
+    t.run(&s.step(Action::TagVerified, json!({"verify": verify})))
+        .await
+        .unwrap();
+    let verified = snapshot_tags(&s.snapshot).await;
+    let at = verified
+        .iter()
+        .find(|(k, _)| k == "pgsteward:verified")
+        .map(|(_, v)| v.clone());
+    assert!(
+        at.as_deref()
+            .is_some_and(|v| chrono::DateTime::parse_from_rfc3339(v).is_ok()),
+        "{verified:?}"
+    );
+    let torn = t.run(&s.step(Action::Teardown, json!({}))).await.unwrap();
+    assert_eq!(torn["removed"][0]["status"], "deleted", "{torn}");
+    assert!(!instances().await.contains(&scratch));
+    // Idempotent: nothing left to remove.
+    let again = t.run(&s.step(Action::Teardown, json!({}))).await.unwrap();
+    assert_eq!(again["status"], "absent");
+    let report = t
+        .run(&s.step(
+            Action::Report,
+            json!({"verify": verify, "tagVerified": {"tagged": s.snapshot}, "teardown": torn}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report["details"]["outcome"], "passed", "{report:#}");
+    assert_eq!(report["details"]["tagged"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_teardown_is_reported_and_the_scratch_instance_keeps_its_tags() {
+    let pg = Postgres::shared();
+    let _rds = RDS_WRITES.lock().await;
+    let s = snapshot_drill().await;
+    let scratch = s.drill.scratch_instance();
+    let proxy = refusing_proxy(&Moto::shared().endpoint, "DeleteDBInstance").await;
+    let t = task_at(&proxy, pg, &s.vars("")).await;
+    let e = t
+        .run(&s.step(Action::Teardown, json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable");
+    assert!(
+        e.to_string()
+            .contains(&format!("deleting scratch '{scratch}' failed")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("retention-prune removes it"), "{e}");
+    let left = pgsteward_tests::restore::describe(&scratch).await;
+    assert!(left
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some("pgsteward:scratch") && t.value() == Some("true")));
+    let report = t
+        .run(&s.step(
+            Action::Report,
+            json!({"teardown": {"Error": e.error_type(), "Cause": e.to_string()}}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report["details"]["tornDown"], false);
+    assert_eq!(report["details"]["outcome"], "failed");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("teardown failed: Retryable"),
+        "{warnings}"
+    );
+    // The sweeper's (or a retry's) way: moto directly.
+    let direct = task(pg, &s.vars("")).await;
+    direct
+        .run(&s.step(Action::Teardown, json!({})))
+        .await
+        .unwrap();
+    assert!(!instances().await.contains(&scratch));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_never_touches_an_instance_without_the_drills_tag() {
+    let pg = Postgres::shared();
+    let _rds = RDS_WRITES.lock().await;
+    // An instance that happens to have the scratch name but is not this drill's.
+    let drill = drill_id();
+    let name = format!("pgsteward-drill-{drill}");
+    source(&name).await;
+    let secret = rds_secret(pg, "postgres", &pg.superuser_password, "postgres").await;
+    let t = task(
+        pg,
+        &[
+            ("PGSTEWARD_DB_SECRET_ARN", &secret),
+            ("PGSTEWARD_DB_IDENTIFIER", "orders-prod"),
+        ],
+    )
+    .await;
+    let d = Drill {
+        drill_id: drill.clone(),
+        kind: Kind::Snapshot,
+        backup: pgsteward_core::backup_verify::request::Backup {
+            id: "pgsteward-orders-prod-20261122-0200".into(),
+            taken_at: chrono::Utc::now(),
+            dump_key: None,
+            manifest_key: None,
+            arn: None,
+        },
+        started_at: chrono::Utc::now(),
+        rpo_minutes: 1.0,
+    };
+    let step = |action| Request {
+        action,
+        kind: Kind::Snapshot,
+        drill: Some(d.clone()),
+        ..Request::default()
+    };
+    let e = t.run(&step(Action::Teardown)).await.unwrap_err();
+    assert_eq!(e.error_type(), "Unsafe");
+    assert!(
+        e.to_string()
+            .contains("never deletes what this drill did not create"),
+        "{e}"
+    );
+    let e = t.run(&step(Action::RestoreScratch)).await.unwrap_err();
+    assert_eq!(e.error_type(), "Unsafe");
+    assert!(instances().await.contains(&name));
+    // Nor a database of the scratch name without this drill's comment.
+    let logical_drill = Drill {
+        kind: Kind::Logical,
+        ..d.clone()
+    };
+    let dbname = logical_drill.scratch_database();
+    pg.admin("postgres")
+        .await
+        .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
+        .await
+        .unwrap();
+    let url = pg.admin_url("postgres");
+    let lt = task(pg, &[("PGSTEWARD_DATABASE_URL", &url)]).await;
+    let e = lt
+        .run(&Request {
+            action: Action::Teardown,
+            kind: Kind::Logical,
+            drill: Some(logical_drill),
+            ..Request::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Unsafe");
+    assert!(database_exists(pg, &dbname).await);
+}
