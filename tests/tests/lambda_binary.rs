@@ -336,3 +336,67 @@ async fn retention_prune_runs_its_sample_events() {
         .get(0);
     assert_eq!(rows, 89);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_verify_runs_its_sample_events() {
+    let pg = Postgres::shared();
+    let bucket = pgsteward_tests::snapshots::bucket("lambda-verify").await;
+    let instance = pgsteward_tests::snapshots::id();
+    let (db, manifest) = pgsteward_tests::verify::logical_dump(pg, &instance, &bucket).await;
+    let arn = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let api = RuntimeApi::start().await;
+    let mut vars = secret_config(
+        pg,
+        arn,
+        &[
+            ("PGSTEWARD_BACKUP_BUCKET", bucket.clone()),
+            ("PGSTEWARD_VERIFY_DATABASE_URL", pg.admin_url("postgres")),
+        ],
+    );
+    vars.retain(|(k, _)| *k != "PGSTEWARD_DB_IDENTIFIER");
+    vars.push(("PGSTEWARD_DB_IDENTIFIER", instance.clone()));
+    let child = spawn_named("backup-verify", &api, &vars);
+    let read = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join("events/backup-verify").join(name)).unwrap(),
+        )
+        .unwrap()
+    };
+    api.push("pick", read("pick.json"));
+    let picked = api.wait_outcomes(1, 60).await;
+    let Some((_, Outcome::Response(picked))) = picked.first().cloned() else {
+        panic!("{picked:?}\n{}", stop(child))
+    };
+    assert_eq!(picked["drill"]["backup"]["dumpKey"], manifest["dumpKey"]);
+    // The state machine's next steps, with the pick output under "drill".
+    let mut step = read("verify.json");
+    step["drill"] = picked["drill"].clone();
+    api.push("verify", step.clone());
+    step["action"] = "teardown".into();
+    api.push("teardown", step);
+    api.push("report", read("report-after-failed-verify.json"));
+    let outcomes = api.wait_outcomes(4, 120).await;
+    let logs = stop(child);
+    assert_eq!(outcomes.len(), 4, "{logs}");
+    let Outcome::Response(verified) = &outcomes[1].1 else {
+        panic!("{:?}\n{logs}", outcomes[1])
+    };
+    assert_eq!(verified["passed"], true, "{verified}");
+    let Outcome::Response(torn) = &outcomes[2].1 else {
+        panic!("{:?}\n{logs}", outcomes[2])
+    };
+    assert_eq!(torn["status"], "dropped", "{torn}");
+    let Outcome::Response(report) = &outcomes[3].1 else {
+        panic!("{:?}\n{logs}", outcomes[3])
+    };
+    assert_eq!(report["details"]["outcome"], "failed");
+    let location = format!("verify-reports/{instance}/20261122-0300.json");
+    assert!(
+        report["details"]["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&location)),
+        "{report}"
+    );
+    // The metric line for the alarm on the newest verified backup's age.
+    assert!(logs.contains("\"DrillPassed\":0"), "{logs}");
+}
