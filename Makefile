@@ -31,7 +31,8 @@ package:
 
 ## health-check: init time vs a hello-world lambda_runtime binary, size, peak RSS;
 ## vacuum-sweep: wall time vs vacuumdb, planning time for 10,000 tables (release builds);
-## pitr-restore: the whole checklist's overhead beyond ANALYZE, vs psql by hand.
+## pitr-restore: the whole checklist's overhead beyond ANALYZE, vs psql by hand;
+## backup-verify: RTO/RPO of the logical drill of ~200 MB and its split, vs pg_restore + psql by hand.
 bench:
 	@scripts/ensure-tools.sh
 	@EXTRA_PACKAGES="hello-lambda pgsteward-cli" scripts/package.sh
@@ -40,6 +41,7 @@ bench:
 	@bench/snapshot.sh
 	@bench/retention.sh
 	@bench/pitr-restore.sh
+	@bench/backup-verify.sh
 
 clean:
 	cargo clean

@@ -56,7 +56,9 @@ pub async fn run(env: &HashMap<String, String>, command: Command) -> Result<Stri
     }
     let mut task = task(&env).await?;
     task.emit_emf = false; // stdout carries the report
-    task.restore_jobs = jobs;
+    if jobs.is_some() {
+        task.restore_jobs = jobs;
+    }
     let request = Request {
         kind: match kind {
             VerifyKind::Logical => Kind::Logical,

@@ -48,7 +48,7 @@ pub struct BackupVerify {
     store: Option<Arc<dyn ObjectStore>>,
     /// Print the EMF line (the Lambda's log); the CLI prints the report instead.
     pub emit_emf: bool,
-    /// pg_restore `--jobs` (None: by the dump's size and the cores).
+    /// pg_restore `--jobs` (PGSTEWARD_RESTORE_JOBS; None: by the dump's size and the cores).
     pub restore_jobs: Option<u32>,
 }
 
@@ -60,12 +60,12 @@ impl BackupVerify {
         store: Option<Arc<dyn ObjectStore>>,
     ) -> Self {
         BackupVerify {
+            restore_jobs: config.restore_jobs,
             config,
             deps,
             rds,
             store,
             emit_emf: true,
-            restore_jobs: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct VerifyConfig {
     /// The server scratch databases are restored on; None: the configured database's server.
     pub verify_server: Option<ConnectionSource>,
     pub pg_restore: PathBuf,
+    /// pg_restore `--jobs` (None: by the dump's size and the cores).
+    pub restore_jobs: Option<u32>,
     pub subnet_group: Option<String>,
     pub security_groups: Vec<String>,
     pub instance_class: String,
@@ -85,6 +87,14 @@ impl VerifyConfig {
                 ))
             })?,
         };
+        let restore_jobs = match v.get("PGSTEWARD_RESTORE_JOBS") {
+            None => None,
+            Some(j) => Some(j.parse::<u32>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "PGSTEWARD_RESTORE_JOBS is '{j}': expected a number of pg_restore jobs from 1 to 64, e.g. PGSTEWARD_RESTORE_JOBS=2"
+                ))
+            })?),
+        };
         let endpoint_override = match v.get(OVERRIDE_VAR) {
             Some(text) => EndpointOverride::parse(&text)?,
             None => EndpointOverride::default(),
@@ -101,6 +111,7 @@ impl VerifyConfig {
                 v.get("PGSTEWARD_PG_RESTORE")
                     .unwrap_or_else(|| "pg_restore".into()),
             ),
+            restore_jobs,
             subnet_group: v.get("PGSTEWARD_RESTORE_SUBNET_GROUP"),
             security_groups,
             instance_class: v
