@@ -6,7 +6,7 @@
 # sha256sum + createdb + pg_restore + a psql count per table by hand. Markdown output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=${SIZE_MB:-200} rounds=${ROUNDS:-2}
+size=${SIZE_MB:-200} rounds=${ROUNDS:-3}
 bin=target/lambda/backup-verify/bootstrap
 if [ ! -x "$bin" ] || [ -n "$(find functions/core/src functions/backup-verify/src -newer "$bin" -name '*.rs' | head -1)" ]; then
   scripts/ensure-tools.sh

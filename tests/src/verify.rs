@@ -16,8 +16,8 @@ use crate::moto::Moto;
 use crate::postgres::Postgres;
 use crate::snapshots::{rds, s3, sdk_at};
 
-/// A database with three tables (one with a quoted schema and name), six B-tree indexes
-/// and a GIN index, dumped by the snapshot task into `bucket` as `db_identifier`'s backup
+/// A database with three tables (one with a quoted schema and name) and a table partitioned
+/// in two, five B-tree indexes and a GIN index, dumped by the snapshot task into `bucket` as `db_identifier`'s backup
 /// of 02:30 today; returns the database and the manifest.
 pub async fn logical_dump(pg: &Postgres, db_identifier: &str, bucket: &str) -> (String, Value) {
     let db = pg.create_database("verified").await;
@@ -32,7 +32,11 @@ pub async fn logical_dump(pg: &Postgres, db_identifier: &str, bucket: &str) -> (
                INSERT INTO customers SELECT g, 'c' || g || '@example.com', ARRAY['t' || (g % 5)] FROM generate_series(1, 3000) g;
                CREATE INDEX customers_tags ON customers USING gin (tags);
                CREATE TABLE audit (at timestamptz DEFAULT now(), what text);
-               CREATE INDEX audit_at ON audit (at);"#,
+               CREATE INDEX audit_at ON audit (at);
+               CREATE TABLE events (id int, day date) PARTITION BY RANGE (day);
+               CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+               CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+               INSERT INTO events SELECT g, date '2025-07-01' + g % 300 FROM generate_series(1, 1000) g;"#,
         )
         .await
         .expect("schema");

@@ -6,7 +6,7 @@
 //! SHA-256, pg_restore, row counts and amcheck. Side by side with the manual way: sha256sum of
 //! the downloaded file, createdb + pg_restore --jobs, then a psql count per table.
 //!
-//! usage: bench-backup-verify BACKUP_VERIFY_BIN [SIZE_MB, e.g. 200] [ROUNDS, e.g. 2]
+//! usage: bench-backup-verify BACKUP_VERIFY_BIN [SIZE_MB, e.g. 200] [ROUNDS, e.g. 3]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -69,7 +69,7 @@ async fn main() {
         .get(1)
         .expect("usage: bench-backup-verify BACKUP_VERIFY_BIN [SIZE_MB] [ROUNDS]");
     let size_mb: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
-    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     let pg = Postgres::shared();
     let db = pg.create_database("bench_verify").await;
     let admin = pg.admin(&db).await;
@@ -86,11 +86,11 @@ async fn main() {
              CREATE INDEX orders_customer ON orders (customer_id);
              CREATE TABLE items (order_id bigint, line int, sku text, qty int, PRIMARY KEY (order_id, line));
              INSERT INTO items SELECT 1 + g % {orders}, g, 'sku-' || (g % 5000), 1 + g % 9 FROM generate_series(1, {items}) g;
-             CREATE INDEX items_sku ON items (sku);
-             VACUUM ANALYZE;"
+             CREATE INDEX items_sku ON items (sku);"
         ))
         .await
         .expect("data");
+    admin.batch_execute("VACUUM ANALYZE").await.expect("vacuum");
     let db_bytes: i64 = admin
         .query_one("SELECT pg_database_size(current_database())", &[])
         .await

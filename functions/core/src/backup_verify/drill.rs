@@ -116,13 +116,15 @@ impl BackupVerify {
             }
         }
         if ok && !(base.dry_run && drill.kind == Kind::Snapshot) {
-            let verify = match self
+            let started = std::time::Instant::now();
+            let mut verify = match self
                 .verify(&step(Action::Verify, d.clone(), &results))
                 .await
             {
                 Ok(v) => v,
                 Err(e) => caught(e),
             };
+            verify["seconds"] = json!(started.elapsed().as_secs_f64());
             let passed = verify["passed"] == true;
             results.insert("verify".into(), verify);
             if passed && !base.dry_run {

@@ -52,9 +52,9 @@ pub fn text(r: &Report) -> String {
         d["targets"]["rpoMinutes"]
     );
     if let Some(t) = d["timings"].as_object() {
-        let parts: Vec<String> = t
+        let parts: Vec<String> = ["download", "restore", "rowCounts", "amcheck"]
             .iter()
-            .map(|(k, v)| format!("{k} {} s", num(v, 2)))
+            .filter_map(|k| Some(format!("{k} {} s", num(t.get(*k)?, 2))))
             .collect();
         let _ = writeln!(s, "  time split  {}", parts.join(", "));
     }
