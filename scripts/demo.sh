@@ -197,4 +197,8 @@ PGSTEWARD_ENDPOINT_OVERRIDE="$endpoint=127.0.0.1:$pg_port/localhost" \
     --smoke 'SELECT count(*) FROM customers' --smoke 'SELECT max(total) FROM orders'
 unset PGSTEWARD_DB_IDENTIFIER
 
-step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken and pruned, old rows archived, a restore checked, the reports went to EventBridge (moto)"
+step "pgsteward backup-verify --kind logical: the restore drill on the demo's dump (checksum, pg_restore into a scratch database, row counts vs the manifest, amcheck, RTO/RPO), tagged verified, scratch dropped"
+PGSTEWARD_DB_IDENTIFIER=shop "$pgsteward" backup-verify --kind logical --bucket demo-backups --database-url "$url" \
+  --verify-database-url "postgresql://postgres:demo-superuser-pw@localhost:$pg_port/postgres?sslrootcert=$work/ca.crt"
+
+step "done: the forgotten transaction was terminated, orders was vacuumed, the backups were taken, verified by a restore drill and pruned, old rows archived, a restore checked, the reports went to EventBridge (moto)"
