@@ -557,3 +557,60 @@ async fn teardown_never_touches_an_instance_without_the_drills_tag() {
     assert_eq!(e.error_type(), "Unsafe");
     assert!(database_exists(pg, &dbname).await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_runs_the_whole_drill_and_exits_1_when_it_fails() {
+    let pg = Postgres::shared();
+    let bucket = bucket("verify-cli").await;
+    let dbid = id();
+    let (db, manifest) = logical_dump(pg, &dbid, &bucket).await;
+    let run = |format: &str| {
+        std::process::Command::new(pgsteward_tests::workspace_binary("pgsteward"))
+            .args([
+                "backup-verify",
+                "--kind",
+                "logical",
+                "--bucket",
+                &bucket,
+                "--format",
+                format,
+            ])
+            .args(["--database-url", &pg.admin_url(&db)])
+            .args(["--verify-database-url", &pg.admin_url("postgres")])
+            .env("PGSTEWARD_DB_IDENTIFIER", &dbid)
+            .env("PGSTEWARD_CA_BUNDLE", &pg.ca)
+            .envs(Moto::shared().env())
+            .output()
+            .unwrap()
+    };
+    let out = run("table");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("backup-verify logical for {dbid}: PASSED")),
+        "{text}"
+    );
+    assert!(
+        text.contains("backup tagged verified: yes; scratch removed: yes"),
+        "{text}"
+    );
+    // The same dump with a flipped byte: the report, then the failure, exit 1.
+    let key = manifest["dumpKey"].as_str().unwrap();
+    let mut dump = object(&bucket, key).await.unwrap();
+    dump[100] ^= 1;
+    put_object(&bucket, key, dump).await;
+    let out = run("json");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(report["details"]["outcome"], "failed", "{text}");
+    assert!(text.contains("checksum mismatch"), "{text}");
+}

@@ -284,7 +284,7 @@ async fn main() {
         format!("{:.2} (sha256sum of a local file; no download)", m(0)),
     );
     row(
-        "pg_restore (incl. CREATE DATABASE)",
+        "pg_restore (by hand: createdb + pg_restore)",
         &|r| split(r, "restore"),
         format!("{:.2}", m(1)),
     );
