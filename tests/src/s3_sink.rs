@@ -27,6 +27,9 @@ struct State {
     aborted: AtomicU64,
     next_upload: AtomicU64,
     objects: Mutex<HashMap<String, Vec<u8>>>,
+    /// Keep every PutObject body and answer GetObject and ListObjectsV2 from them (the
+    /// archive benchmark reads its objects back).
+    keep_all: std::sync::atomic::AtomicBool,
     /// `/proc/self/task/<tid>/stat` of the serving thread.
     stat_path: Mutex<Option<String>>,
 }
@@ -37,6 +40,16 @@ pub struct S3Sink {
 }
 
 impl S3Sink {
+    /// A sink that keeps every single-PUT object in memory and serves it back (GetObject,
+    /// ListObjectsV2 by prefix): an S3 stand-in that costs next to no CPU, for archives.
+    pub fn start_keeping() -> S3Sink {
+        let sink = Self::start();
+        sink.state
+            .keep_all
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        sink
+    }
+
     /// Starts the sink on a free loopback port; it lives as long as the process.
     pub fn start() -> S3Sink {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -193,6 +206,25 @@ async fn discard<R: AsyncBufRead + Unpin>(r: &mut R, mut n: u64) -> Option<()> {
     Some(())
 }
 
+/// `%2F` and friends in a path or query value.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn has_param(query: &str, name: &str) -> bool {
     query
         .split('&')
@@ -223,8 +255,74 @@ async fn serve(stream: TcpStream, s: &State) -> Option<()> {
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
         let result = match h.method.as_str() {
             "HEAD" => {
-                // Nothing is ever kept: every slot is free.
+                // Dumps are never kept: every slot is free.
                 reply(r.get_mut(), "404 Not Found", "", "").await
+            }
+            "GET" if has_param(&h.query, "list-type") => {
+                let prefix = h
+                    .query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("prefix="))
+                    .map(percent_decode)
+                    .unwrap_or_default();
+                let mut keys: Vec<(String, usize)> = s
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let key = k.strip_prefix(&format!("{bucket}/"))?;
+                        key.starts_with(&prefix).then(|| (key.to_string(), v.len()))
+                    })
+                    .collect();
+                keys.sort();
+                let contents: String = keys
+                    .iter()
+                    .map(|(k, n)| format!("<Contents><Key>{k}</Key><Size>{n}</Size></Contents>"))
+                    .collect();
+                let body = format!(
+                    "{xml}<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{bucket}</Name>\
+                     <Prefix>{prefix}</Prefix><KeyCount>{}</KeyCount><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>",
+                    keys.len()
+                );
+                reply(
+                    r.get_mut(),
+                    "200 OK",
+                    "content-type: application/xml\r\n",
+                    &body,
+                )
+                .await
+            }
+            "GET" => {
+                let body = s
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .get(&percent_decode(&object))
+                    .cloned();
+                match body {
+                    Some(b) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nx-amz-request-id: sink\r\ncontent-length: {}\r\n\r\n",
+                            b.len()
+                        );
+                        let w = r.get_mut();
+                        match w.write_all(head.as_bytes()).await {
+                            Ok(()) => w.write_all(&b).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => {
+                        let body = format!("{xml}<Error><Code>NoSuchKey</Code><Message>no such key</Message></Error>");
+                        reply(
+                            r.get_mut(),
+                            "404 Not Found",
+                            "content-type: application/xml\r\n",
+                            &body,
+                        )
+                        .await
+                    }
+                }
             }
             "PUT" if has_param(&h.query, "partNumber") => {
                 discard(&mut r, h.length).await?;
@@ -239,10 +337,13 @@ async fn serve(stream: TcpStream, s: &State) -> Option<()> {
                 .await
             }
             "PUT" => {
-                if h.length <= KEEP_OBJECTS_UP_TO {
+                if h.length <= KEEP_OBJECTS_UP_TO || s.keep_all.load(Ordering::SeqCst) {
                     let mut body = vec![0u8; h.length as usize];
                     r.read_exact(&mut body).await.ok()?;
-                    s.objects.lock().unwrap().insert(object.clone(), body);
+                    s.objects
+                        .lock()
+                        .unwrap()
+                        .insert(percent_decode(&object), body);
                 } else {
                     discard(&mut r, h.length).await?;
                 }

@@ -17,6 +17,7 @@ use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
 use pgsteward_tests::rds_pages::paging_proxy;
 use pgsteward_tests::retention::task_at;
+use pgsteward_tests::s3_sink::S3Sink;
 use pgsteward_tests::snapshots::{bucket, instance, sdk_at};
 use serde_json::json;
 
@@ -200,7 +201,7 @@ async fn planning(snapshots: usize) {
     println!("\npolicy::plan alone over {snapshots} backups: {pure_ms:.2} ms\n");
 }
 
-async fn archiving(bin: &str, rows: u64) {
+async fn archiving(bin: &str, rows: u64, sink: &S3Sink) {
     let pg = Postgres::shared();
     let db = format!("bench_archive_{rows}");
     let admin = pg.admin("postgres").await;
@@ -244,7 +245,16 @@ async fn archiving(bin: &str, rows: u64) {
         rows as f64 / t_psql,
         gz_bytes as f64 / 1e6
     );
-    for batch in ["10000", "100000"] {
+    let on_moto: Vec<(&str, String)> = Moto::shared().env().into_iter().collect();
+    let on_sink = sink.env();
+    for (run, (batch, aws)) in [
+        ("10000", &on_moto),
+        ("100000", &on_moto),
+        ("100000", &on_sink),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         c.batch_execute(&setup).await.unwrap();
         c.batch_execute("VACUUM ANALYZE audit_events")
             .await
@@ -261,8 +271,8 @@ async fn archiving(bin: &str, rows: u64) {
                     "--database-url",
                     &pg.admin_url(&db),
                 ])
-                .envs(Moto::shared().env())
-                .env("PGSTEWARD_DB_IDENTIFIER", format!("{db}-{batch}"))
+                .envs(aws.iter().cloned())
+                .env("PGSTEWARD_DB_IDENTIFIER", format!("{db}-{run}"))
                 .env("PGSTEWARD_ARCHIVE_RULES", rules)
                 .env("PGSTEWARD_ARCHIVE_BATCH_ROWS", batch),
         );
@@ -297,10 +307,11 @@ async fn main() {
     if snapshots > 0 {
         planning(snapshots).await;
     }
-    println!("### Archiving old rows (archive to S3 on moto, then delete; vs psql \\copy … TO PROGRAM 'gzip', which only reads)\n");
-    println!("| rows | psql \\copy to gzip | pgsteward, batches of 10,000: time, ratio, peak RSS | batches of 100,000 |");
-    println!("|---|---|---|---|");
+    let sink = S3Sink::start_keeping();
+    println!("### Archiving old rows (archive to S3, read back, then delete; vs psql \\copy … TO PROGRAM 'gzip', which only reads)\n");
+    println!("| rows | psql \\copy to gzip | pgsteward → moto, batches of 10,000: time, ratio, peak RSS | → moto, batches of 100,000 | → in-memory S3 sink, batches of 100,000 |");
+    println!("|---|---|---|---|---|");
     for r in rows {
-        archiving(&bin, r).await;
+        archiving(&bin, r, &sink).await;
     }
 }
