@@ -9,7 +9,8 @@ import { PgstewardStack } from '../lib/pgsteward-stack';
 // architecture (x86_64|arm64), lambdaBuildDir, maintenanceWindow, vacuumJobs, snapshotSource, backupKmsKeyArn,
 // copyDestinations ([{region, kmsKeyId?, shareWithAccount?}]), homeRegion (only with shareWithAccount),
 // pgMajorVersion, retentionPolicy, archiveRules, scratchMaxAgeHours, restoreSubnetGroup, restoreSecurityGroupIds,
-// restoreParameterGroup, restoreInstanceClass, appSecretArns, dbKmsKeyArn, and for an existing VPC: vpcId,
+// restoreParameterGroup, restoreInstanceClass, appSecretArns, dbKmsKeyArn, verifySecretArn, scratchInstanceClass,
+// rtoTargetMinutes, rpoTargetMinutes, smokeQueries, drillSchedule, drillKind, and for an existing VPC: vpcId,
 // availabilityZones, privateSubnetIds, dbSecurityGroupId. See infra/README.md.
 const app = new App();
 const config = configFromContext(app.node);

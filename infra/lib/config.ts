@@ -3,6 +3,7 @@ import { Node } from 'constructs';
 import { RestoreConfig, restoreConfigFromContext, SECRET_ARN } from './restore-config';
 import { RetentionConfig, retentionConfigFromContext } from './retention-config';
 import { SnapshotConfig, snapshotConfigFromContext } from './snapshot-config';
+import { VerifyConfig, verifyConfigFromContext } from './verify-config';
 
 /** Where an existing database VPC is, when the stack must not create its own. */
 export interface ExistingVpcConfig {
@@ -15,7 +16,7 @@ export interface ExistingVpcConfig {
 
 export type LambdaArch = 'x86_64' | 'arm64';
 
-export interface PgstewardConfig extends SnapshotConfig, RetentionConfig, RestoreConfig {
+export interface PgstewardConfig extends SnapshotConfig, RetentionConfig, RestoreConfig, VerifyConfig {
   readonly dbIdentifier: string;
   readonly dbSecretArn: string;
   readonly eventBusName: string;
@@ -110,6 +111,10 @@ export function configFromContext(node: Node): PgstewardConfig {
   // RDS wants a subnet group spanning two zones; the one the stack creates uses the functions' subnets.
   check(restore.restoreSubnetGroup !== undefined || existingVpc === undefined || existingVpc.availabilityZones.length >= 2,
     'context restoreSubnetGroup is needed when the existing VPC lists one availability zone: RDS requires a subnet group spanning two; name one, or list subnets in two zones');
+  const verify = verifyConfigFromContext(node);
+  // A drill creates and drops databases and loads a whole dump: never on the production server.
+  check(verify.verifySecretArn !== dbSecretArn,
+    'context verifySecretArn is dbSecretArn: logical drills would restore into the production server; name a separate verification server\'s secret');
 
   return {
     dbIdentifier,
@@ -123,6 +128,7 @@ export function configFromContext(node: Node): PgstewardConfig {
     ...snapshotConfigFromContext(node),
     ...retentionConfigFromContext(node),
     ...restore,
+    ...verify,
   };
 }
 

@@ -1,5 +1,6 @@
 import { Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { BackupVerify } from './backup-verify';
 import type { PgstewardConfig } from './config';
 import { HealthCheck } from './health-check';
 import { Network } from './network';
@@ -14,7 +15,8 @@ export interface PgstewardStackProps extends StackProps {
 
 /**
  * pgsteward for one database: shared network placement, then one construct per
- * task (health check, vacuum sweep, snapshot, retention prune, point-in-time restore).
+ * task (health check, vacuum sweep, snapshot, retention prune, point-in-time restore,
+ * verification drill).
  */
 export class PgstewardStack extends Stack {
   readonly network: Network;
@@ -23,6 +25,7 @@ export class PgstewardStack extends Stack {
   readonly snapshot: Snapshot;
   readonly retentionPrune: RetentionPrune;
   readonly pitrRestore: PitrRestore;
+  readonly backupVerify: BackupVerify;
 
   constructor(scope: Construct, id: string, props: PgstewardStackProps) {
     super(scope, id, props);
@@ -43,6 +46,10 @@ export class PgstewardStack extends Stack {
     // Checklist reports go to the same bucket, under restore-reports/.
     this.pitrRestore = new PitrRestore(this, 'PitrRestore', {
       config, network: this.network, backups: this.snapshot.backups,
+    });
+    // Drills read the same bucket's dumps and place scratch copies like restored ones.
+    this.backupVerify = new BackupVerify(this, 'BackupVerify', {
+      config, network: this.network, backups: this.snapshot.backups, placement: this.pitrRestore.placement,
     });
   }
 }

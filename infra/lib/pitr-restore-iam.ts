@@ -57,15 +57,7 @@ export function restoreRdsStatements(stack: Stack, g: RestoreGrants): iam.Policy
       conditions: fromThisSource,
     }));
   }
-  if (g.kmsKeyArn) {
-    // Restoring an encrypted database: RDS makes a grant on the source's key for the new storage; no grants for anything else.
-    statements.push(new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [g.kmsKeyArn] }));
-    statements.push(new iam.PolicyStatement({
-      actions: ['kms:CreateGrant'],
-      resources: [g.kmsKeyArn],
-      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
-    }));
-  }
+  statements.push(...restoreKeyStatements(g.kmsKeyArn));
   statements.push(
     // The source is never tagged (nor modified, nor deleted: neither is granted anywhere).
     new iam.PolicyStatement({ effect: iam.Effect.DENY, actions: ['rds:AddTagsToResource'], resources: [sourceArn] }),
@@ -81,6 +73,22 @@ export function restoreRdsStatements(stack: Stack, g: RestoreGrants): iam.Policy
     }),
   );
   return statements;
+}
+
+/**
+ * Restoring an encrypted database (or its snapshot): RDS makes a grant on the source's key
+ * for the new storage; no grants for anything else. None without a customer-managed key.
+ */
+export function restoreKeyStatements(kmsKeyArn?: string): iam.PolicyStatement[] {
+  if (!kmsKeyArn) return [];
+  return [
+    new iam.PolicyStatement({ actions: ['kms:DescribeKey'], resources: [kmsKeyArn] }),
+    new iam.PolicyStatement({
+      actions: ['kms:CreateGrant'],
+      resources: [kmsKeyArn],
+      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    }),
+  ];
 }
 
 /**

@@ -16,6 +16,12 @@ import { RESTORE_INPUT_HELP, RestoreChecklist } from './restore-checklist';
 /** Run reports of the checklist: restore-reports/<target>/<startedAt>.json in the backup bucket (the function writes the rest). */
 export const REPORT_PREFIX = 'restore-reports';
 
+/** Where restored copies go: the subnet group and security groups (the drill's scratch copies go there too). */
+export interface RestorePlacement {
+  readonly subnetGroup: string;
+  readonly securityGroupIds: string[];
+}
+
 export interface PitrRestoreProps {
   readonly config: PgstewardConfig;
   readonly network: Network;
@@ -36,6 +42,7 @@ export class PitrRestore extends Construct {
   readonly subnetGroup?: rds.SubnetGroup;
   /** Created when neither restoreSecurityGroupIds nor dbSecurityGroupId is configured. */
   readonly securityGroup?: ec2.SecurityGroup;
+  readonly placement: RestorePlacement;
   private readonly config: PgstewardConfig;
   private readonly backups: BackupBucket;
 
@@ -57,6 +64,7 @@ export class PitrRestore extends Construct {
     const subnetGroup = config.restoreSubnetGroup ?? this.subnetGroup!.subnetGroupName;
     this.securityGroup = this.ownSecurityGroup(network);
     const securityGroupIds = this.securityGroup ? [this.securityGroup.securityGroupId] : this.configuredSecurityGroups();
+    this.placement = { subnetGroup, securityGroupIds };
 
     this.function = rustFunction(this, 'Function', {
       binary: 'pitr-restore',

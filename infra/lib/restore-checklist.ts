@@ -56,7 +56,7 @@ export const RESTORE_INPUT_HELP =
  * literals and escaped. Through States.Format (no placeholders), because aws-local-stepfunctions
  * unescapes only function results, not literals: the tests then run what Step Functions runs.
  */
-function literal(value: object): string {
+export function literal(value: object): string {
   return `States.StringToJson(States.Format('${JSON.stringify(value).replace(/[{}'\\]/g, '\\$&')}'))`;
 }
 
@@ -65,11 +65,11 @@ function literal(value: object): string {
  * input plus action"). The input may not carry extra's fields (CheckInput), so the order
  * matters only to aws-local-stepfunctions, whose JsonMerge writes into its first argument.
  */
-function payload(base: string, extra: object): string {
+export function payload(base: string, extra: object): string {
   return `States.JsonMerge(${literal(extra)}, ${base}, false)`;
 }
 
-const isTrue = (path: string) => sfn.Condition.and(
+export const isTrue = (path: string) => sfn.Condition.and(
   sfn.Condition.isPresent(path), sfn.Condition.isBoolean(path), sfn.Condition.booleanEquals(path, true),
 );
 

@@ -12,11 +12,15 @@ const fakeRoots: string[] = [];
 after(() => fakeRoots.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 /** Every Rust binary the stack deploys. */
-const BINARIES = ['health-check', 'vacuum-sweep', 'snapshot', 'retention-prune', 'pitr-restore'];
+const BINARIES = ['health-check', 'vacuum-sweep', 'snapshot', 'retention-prune', 'pitr-restore', 'backup-verify'];
 /** The functions built from each binary: `snapshot` is a zip function and the logical-backup image. */
-const FUNCTIONS_PER_BINARY: Record<string, number> = { 'health-check': 1, 'vacuum-sweep': 1, snapshot: 2, 'retention-prune': 1, 'pitr-restore': 1 };
+const FUNCTIONS_PER_BINARY: Record<string, number> = {
+  'health-check': 1, 'vacuum-sweep': 1, snapshot: 2, 'retention-prune': 1, 'pitr-restore': 1, 'backup-verify': 1,
+};
 /** Those that connect to PostgreSQL and so need the CA bundle (the snapshot zip function calls RDS APIs only). */
-const CA_BUNDLE_USERS: Record<string, number> = { 'health-check': 1, 'vacuum-sweep': 1, snapshot: 1, 'retention-prune': 1, 'pitr-restore': 1 };
+const CA_BUNDLE_USERS: Record<string, number> = {
+  'health-check': 1, 'vacuum-sweep': 1, snapshot: 1, 'retention-prune': 1, 'pitr-restore': 1, 'backup-verify': 1,
+};
 
 /** How many warnings name each binary's build output. */
 function perBinary(found: string[]): Record<string, number> {

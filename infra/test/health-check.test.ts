@@ -115,9 +115,10 @@ describe('alarms', () => {
   const alarms = template.findResources('AWS::CloudWatch::Alarm');
 
   test('two alarms per metric in the table, nothing else', () => {
-    const ours = Object.values(alarms).filter((a) => a.Properties.Namespace === 'pgsteward');
+    const ours = Object.values(alarms).filter((a) => a.Properties.Namespace === 'pgsteward' && a.Properties.Dimensions[0].Name === 'Database');
     assert.equal(ours.length, HEALTH_CHECK_ALARMS.length * 2);
-    assert.equal(Object.keys(alarms).length, HEALTH_CHECK_ALARMS.length * 2 + 1, 'plus the vacuum sweep\'s RDS wraparound alarm');
+    assert.equal(Object.keys(alarms).length, HEALTH_CHECK_ALARMS.length * 2 + 1 + 3,
+      'plus the vacuum sweep\'s RDS wraparound alarm and the verification drill\'s three');
   });
 
   for (const spec of HEALTH_CHECK_ALARMS) {

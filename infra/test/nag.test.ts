@@ -8,16 +8,19 @@ import { build, EXISTING_VPC_CONTEXT, synth, SynthOptions } from './helpers';
 import { FULL_RESTORE_CONTEXT } from './restore-fixtures';
 import { FULL_RETENTION_CONTEXT } from './retention-fixtures';
 import { FULL_SNAPSHOT_CONTEXT } from './snapshot-fixtures';
+import { FULL_VERIFY_CONTEXT } from './verify-fixtures';
 
 const VARIANTS: Array<[string, Record<string, unknown>, SynthOptions?]> = [
   ['demo VPC', {}],
   ['existing VPC', EXISTING_VPC_CONTEXT],
   // Aurora, copies (encrypted, shared, plain) and a backup key: the snapshot and retention tasks' optional grants;
-  // named restore placement and app secrets: pitr-restore's.
-  ['existing VPC, every snapshot, retention and restore option', { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT, ...FULL_RESTORE_CONTEXT }],
+  // named restore placement and app secrets: pitr-restore's; a logical drill on a verification server: backup-verify's.
+  ['existing VPC, every snapshot, retention, restore and drill option',
+    { ...EXISTING_VPC_CONTEXT, ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT, ...FULL_RESTORE_CONTEXT, ...FULL_VERIFY_CONTEXT }],
   // As bin/app.ts builds it for a shared copy: the stack pinned to its Region (ARNs in findings
   // then name the Region and partition) and a copy-event forwarder stack in us-west-2.
-  ['pinned Region with a copy-event forwarder, every option', { ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT, ...FULL_RESTORE_CONTEXT }, { homeRegion: 'us-east-1' }],
+  ['pinned Region with a copy-event forwarder, every option',
+    { ...FULL_SNAPSHOT_CONTEXT, ...FULL_RETENTION_CONTEXT, ...FULL_RESTORE_CONTEXT, ...FULL_VERIFY_CONTEXT }, { homeRegion: 'us-east-1' }],
 ];
 
 /** Every acknowledgement recorded in the tree: [construct path, rule id, reason]. */

@@ -223,11 +223,18 @@ describe('nothing in the stack deletes more than retention may', () => {
           if (/^rds:Delete/i.test(a) || covers(a, 'rds:DeleteAnything')) assert.ok(a in guarded, `${a} granted: ${JSON.stringify(st)}`);
         }
       }
-      assert.equal(seen, 4, 'each delete is granted once, to retention-prune');
+      // Retention: all four. The drill's teardown: its scratch instance (and cluster, for Aurora), under the same condition.
+      const drillDeletes = variant === 'defaults' ? 1 : 2;
+      assert.equal(seen, 4 + drillDeletes, 'each delete is granted once to retention-prune, and the scratch deletes to backup-verify');
       const owners = Object.values(s.template.findResources('AWS::IAM::Policy'))
         .filter((p) => (p.Properties.PolicyDocument.Statement as Statement[]).some((st) => actionsOf(st).some((a) => /^rds:Delete/i.test(a))))
         .map((p) => p.Properties.Roles);
-      assert.deepEqual(owners, [[{ Ref: rpRole }]]);
+      const bvRole = id(s.stack, s.stack.backupVerify.function.role as iam.Role);
+      assert.deepEqual(owners, [[{ Ref: rpRole }], [{ Ref: bvRole }]]);
+      // No snapshot delete outside retention-prune.
+      const bvSnapshotDeletes = roleStatements(s.template, s.stack, s.stack.backupVerify.function.role!)
+        .filter((st) => actionsOf(st).some((a) => /Snapshot$/.test(a) && /^rds:Delete/.test(a)));
+      assert.deepEqual(bvSnapshotDeletes, []);
     });
 
     test(`${variant}: s3:DeleteObject only under the backup prefix, and no other S3 delete anywhere`, () => {

@@ -60,10 +60,10 @@ describe('vacuum-sweep function', () => {
   });
 
   test('the only statement on every resource is Step Functions log delivery (no resource-level support)', () => {
-    // The snapshot, retention and restore tasks' own `*` statements are checked in snapshot-iam.test.ts,
-    // retention-prune.test.ts and pitr-restore.test.ts.
+    // The snapshot, retention, restore and drill tasks' own `*` statements are checked in snapshot-iam.test.ts,
+    // retention-prune.test.ts, pitr-restore.test.ts and backup-verify.test.ts.
     const wildcard = Object.entries(template.findResources('AWS::IAM::Policy'))
-      .filter(([logicalId]) => !['Snapshot', 'RetentionPrune', 'PitrRestore'].some((task) => logicalId.startsWith(task)))
+      .filter(([logicalId]) => !['Snapshot', 'RetentionPrune', 'PitrRestore', 'BackupVerify'].some((task) => logicalId.startsWith(task)))
       .map(([, p]) => p)
       .flatMap((p) => (p.Properties.PolicyDocument.Statement as Array<Record<string, any>>)
         .filter((s) => ([] as unknown[]).concat(s.Resource).includes('*'))
