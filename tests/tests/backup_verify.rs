@@ -614,3 +614,43 @@ async fn the_cli_runs_the_whole_drill_and_exits_1_when_it_fails() {
     assert_eq!(report["details"]["outcome"], "failed", "{text}");
     assert!(text.contains("checksum mismatch"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_drill_dry_run_shows_the_restore_and_changes_nothing() {
+    let pg = Postgres::shared();
+    let _rds = RDS_WRITES.lock().await;
+    let src = id();
+    source(&src).await;
+    let snapshot = managed_snapshot(&src).await;
+    let before = instances().await;
+    let secret = rds_secret(pg, "postgres", &pg.superuser_password, "postgres").await;
+    let t = task(
+        pg,
+        &[
+            ("PGSTEWARD_DB_SECRET_ARN", &secret),
+            ("PGSTEWARD_DB_IDENTIFIER", &src),
+        ],
+    )
+    .await;
+    let req = Request {
+        kind: Kind::Snapshot,
+        dry_run: true,
+        drill_id: Some(drill_id()),
+        ..Request::default()
+    };
+    let r = serde_json::to_value(t.drill(&req, Duration::from_secs(1), 1).await.unwrap()).unwrap();
+    assert_eq!(r["details"]["outcome"], "passed", "{r:#}");
+    assert_eq!(r["dryRun"], true);
+    let planned = &r["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["action"] == "restoreScratch")
+        .unwrap()["detail"];
+    assert_eq!(planned["wouldRestore"]["snapshot"], snapshot, "{planned}");
+    assert_eq!(instances().await, before);
+    assert!(!snapshot_tags(&snapshot)
+        .await
+        .iter()
+        .any(|(k, _)| k == "pgsteward:verified"));
+}

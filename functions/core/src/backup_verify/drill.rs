@@ -115,7 +115,7 @@ impl BackupVerify {
                 );
             }
         }
-        if ok && !(base.dry_run && drill.kind == Kind::Snapshot) {
+        if ok {
             let started = std::time::Instant::now();
             let mut verify = match self
                 .verify(&step(Action::Verify, d.clone(), &results))
