@@ -5,7 +5,7 @@
 # upload and drops the bytes, next to no CPU), which separates our streaming cost from the
 # emulator's. Each of the three runs ROUNDS times (default 3), in an order rotated each round;
 # figures are medians and each ratio shows its range over the rounds. Markdown output:
-# throughput and peak RSS, then CPU seconds per process, then the manifest's row count alone.
+# throughput and peak RSS, then CPU seconds and pg_dump's waits, then the row count alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES_MB:-200,1000}

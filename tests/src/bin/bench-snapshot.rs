@@ -7,7 +7,9 @@
 //!
 //! The three run ROUNDS times, in an order rotated each round; figures are medians, and each
 //! ratio comes with its range over the rounds (file and contender of the same round), so a
-//! disturbed round shows. Prints markdown: throughput and peak RSS, CPU, and the row count.
+//! disturbed round shows. pg_dump's time waiting for a core (schedstat) tells how much of a
+//! wall time is contention (another build on the machine, moto) rather than the work.
+//! Prints markdown: throughput and peak RSS, CPU and waits, and the manifest's row count.
 //!
 //! usage: bench-snapshot PGSTEWARD_BIN [SIZES_MB, e.g. 200,1000] [ROUNDS, default 3]
 
@@ -39,6 +41,35 @@ fn proc_stat(pid: u32) -> Option<(char, f64, f64)> {
     let cu: u64 = f.get(13)?.parse().ok()?;
     let cs: u64 = f.get(14)?.parse().ok()?;
     Some((state, own, (cu + cs) as f64 / 100.0))
+}
+
+/// The pg_dump doing the work: the process itself, or pgsteward's child.
+fn pg_dump_pid(pid: u32) -> Option<u32> {
+    let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    if comm(pid).trim() == "pg_dump" {
+        return Some(pid);
+    }
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        if let Some(c) = children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .find(|&c| comm(c).trim() == "pg_dump")
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Seconds a process has spent runnable but waiting for a core (`/proc/<pid>/schedstat`).
+fn run_queue_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// Busy CPU seconds of the whole machine so far (every core; /proc/stat, USER_HZ = 100).
@@ -75,6 +106,8 @@ struct Run {
     /// CPU seconds of the process itself, and of its waited-for children (pgsteward's pg_dump).
     cpu: f64,
     children_cpu: f64,
+    /// Seconds pg_dump was ready to run but had no core (sampled): contention, whoever from.
+    pg_dump_waiting: f64,
     /// CPU seconds the whole machine was busy meanwhile (both cores, everything).
     machine: f64,
     stdout: String,
@@ -105,9 +138,16 @@ fn run_sampled(cmd: &mut Command) -> Run {
         s
     });
     let (mut peak, mut cpu, mut children_cpu) = (0, 0.0, 0.0);
+    let (mut dump_pid, mut pg_dump_waiting) = (None, 0.0);
     loop {
         if let Some(k) = vm_hwm_kib(pid) {
             peak = peak.max(k);
+        }
+        if dump_pid.is_none() {
+            dump_pid = pg_dump_pid(pid);
+        }
+        if let Some(w) = dump_pid.and_then(run_queue_secs) {
+            pg_dump_waiting = w;
         }
         match proc_stat(pid) {
             Some((state, own, children)) => {
@@ -132,6 +172,7 @@ fn run_sampled(cmd: &mut Command) -> Run {
         peak_kib: peak,
         cpu,
         children_cpu,
+        pg_dump_waiting,
         machine,
         stdout,
     }
@@ -209,12 +250,12 @@ async fn main() {
             .build(),
     );
     let mut throughput = vec![
-        format!("| database | dump | pg_dump -Fc -f file | pgsteward → S3 on moto | ratio (moto) | pgsteward → discard sink | ratio (sink) | peak RSS pgsteward (moto / sink) |"),
-        "|---|---|---|---|---|---|---|---|".to_string(),
+        format!("| database | dump | pg_dump -Fc -f file | pgsteward → S3 on moto | ratio (moto) | pgsteward → discard sink | ratio (sink) | ratio (sink), each wall less pg_dump's wait for a core | peak RSS pgsteward (moto / sink) |"),
+        "|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut cpu = vec![
-        "| database | run | wall | of which streaming | pg_dump CPU | pgsteward CPU | S3 side CPU | machine busy (2 cores = 2.0) |".to_string(),
-        "|---|---|---|---|---|---|---|---|".to_string(),
+        "| database | run | wall | of which streaming | pg_dump CPU | pg_dump waiting for a core | pg_dump blocked (rest) | pgsteward CPU | S3 side CPU | machine busy (2 cores = 2.0) |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     let mut counts = vec![
         "| database | `SELECT count(*)` of the table, alone (the manifest's row counts) |"
@@ -362,16 +403,23 @@ async fn main() {
         let mbps = |secs: f64| dump_bytes as f64 / 1e6 / secs;
         let (tf, tm, ts) = (f.med(|r| r.secs), m.med(|r| r.secs), s.med(|r| r.secs));
         throughput.push(format!(
-            "| {db_label} | {:.0} MB | {tf:.2} s ({:.1} MB/s) | {tm:.2} s ({:.1} MB/s) | {} | {ts:.2} s ({:.1} MB/s) | {} | {:.1} / {:.1} MiB |",
+            "| {db_label} | {:.0} MB | {tf:.2} s ({:.1} MB/s) | {tm:.2} s ({:.1} MB/s) | {} | {ts:.2} s ({:.1} MB/s) | {} | {:.2}× | {:.1} / {:.1} MiB |",
             dump_bytes as f64 / 1e6,
             mbps(tf),
             mbps(tm),
             ratio(&f, &m),
             mbps(ts),
             ratio(&f, &s),
+            // Contention from anything (another build on the machine, moto) taken out: what
+            // the ratio would be were pg_dump never kept from a core. Derived, not measured.
+            f.med(|r| r.secs - r.pg_dump_waiting) / s.med(|r| r.secs - r.pg_dump_waiting),
             m.med(|r| r.peak_kib as f64) / 1024.0,
             s.med(|r| r.peak_kib as f64) / 1024.0,
         ));
+        // pg_dump's time neither on a core nor waiting for one: reading from PostgreSQL, or
+        // writing into a full pipe or file (streaming time for pgsteward, from pg_dump's
+        // start to the last part; a little more than pg_dump's own life).
+        let blocked = |r: &Run| streamed_secs(&r.stdout) - r.children_cpu - r.pg_dump_waiting;
         let busy = |r: &Runs| {
             format!(
                 "{:.2} s ({:.2})",
@@ -380,21 +428,27 @@ async fn main() {
             )
         };
         cpu.push(format!(
-            "| {db_label} | pg_dump -f file | {tf:.2} s | – | {:.2} s | – | – | {} |",
+            "| {db_label} | pg_dump -f file | {tf:.2} s | – | {:.2} s | {:.2} s | {:.2} s | – | – | {} |",
             f.med(|r| r.cpu),
+            f.med(|r| r.pg_dump_waiting),
+            f.med(|r| r.secs - r.cpu - r.pg_dump_waiting),
             busy(&f)
         ));
         cpu.push(format!(
-            "| {db_label} | pgsteward → moto | {tm:.2} s | {:.2} s | {:.2} s | {:.2} s | moto: in machine busy | {} |",
+            "| {db_label} | pgsteward → moto | {tm:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | moto: in machine busy | {} |",
             m.med(|r| streamed_secs(&r.stdout)),
             m.med(|r| r.children_cpu),
+            m.med(|r| r.pg_dump_waiting),
+            m.med(blocked),
             m.med(|r| r.cpu),
             busy(&m)
         ));
         cpu.push(format!(
-            "| {db_label} | pgsteward → sink | {ts:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s (sink) | {} |",
+            "| {db_label} | pgsteward → sink | {ts:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s (sink) | {} |",
             s.med(|r| streamed_secs(&r.stdout)),
             s.med(|r| r.children_cpu),
+            s.med(|r| r.pg_dump_waiting),
+            s.med(blocked),
             s.med(|r| r.cpu),
             median(s.sink_cpu.clone()),
             busy(&s)
