@@ -33,7 +33,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let task = BackupVerify::new(config, deps, rds, store);
     let task = &task;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        task.handle(event.payload).await.map_err(Diagnostic::from)
+        let deadline = chrono::DateTime::<chrono::Utc>::from(event.context.deadline());
+        task.handle_until(event.payload, Some(deadline))
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }

@@ -70,8 +70,33 @@ impl BackupVerify {
     }
 
     pub async fn handle(&self, event: Value) -> Result<Value> {
+        self.handle_until(event, None).await
+    }
+
+    /// `deadline`: the Lambda's. A verify still running 20 s before it is stopped (pg_restore
+    /// killed) and fails `Retryable`; the teardown removes the partial scratch database.
+    pub async fn handle_until(
+        &self,
+        event: Value,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Value> {
         let req = parse_event(event)?;
-        self.run(&req).await
+        let left = deadline.map(|d| {
+            (d - self.deps.clock.now() - chrono::Duration::seconds(20))
+                .to_std()
+                .unwrap_or_default()
+        });
+        match left {
+            Some(left) if req.action == Action::Verify => {
+                tokio::time::timeout(left, self.run(&req)).await.unwrap_or_else(|_| {
+                    Err(Error::Retryable(format!(
+                        "verify did not finish before the Lambda deadline (pg_restore and the checks took over {} s); raise the function's timeout, or verify this backup with the CLI",
+                        left.as_secs()
+                    )))
+                })
+            }
+            _ => self.run(&req).await,
+        }
     }
 
     /// Runs one action; every answer carries its `action` and `seconds`.
