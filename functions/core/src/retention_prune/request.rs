@@ -75,13 +75,15 @@ impl RetentionConfig {
         }
         let batch_rows: u32 = v.parse(
             "PGSTEWARD_ARCHIVE_BATCH_ROWS",
-            10_000,
+            // Each batch costs an upload, a read-back and a manifest write: 10,000-row
+            // batches archive at half the rate of 100,000-row ones (bench/retention.sh).
+            50_000,
             "a whole number of rows per transaction",
-            "10000",
+            "50000",
         )?;
         if batch_rows == 0 {
             return Err(Error::InvalidConfig(
-                "PGSTEWARD_ARCHIVE_BATCH_ROWS is 0: a batch needs at least one row, e.g. PGSTEWARD_ARCHIVE_BATCH_ROWS=10000".into(),
+                "PGSTEWARD_ARCHIVE_BATCH_ROWS is 0: a batch needs at least one row, e.g. PGSTEWARD_ARCHIVE_BATCH_ROWS=50000".into(),
             ));
         }
         Ok(RetentionConfig {
