@@ -654,3 +654,49 @@ async fn a_snapshot_drill_dry_run_shows_the_restore_and_changes_nothing() {
         .iter()
         .any(|(k, _)| k == "pgsteward:verified"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_drill_reports_differences_from_the_latest_dump_without_failing() {
+    let pg = Postgres::shared();
+    let _rds = RDS_WRITES.lock().await;
+    let s = snapshot_drill().await;
+    let scratch = s.drill.scratch_instance();
+    let bucket = bucket("verify-snap").await;
+    let base = format!("pgsteward/{0}/2026/11/22/{0}-20261122-0230", s.src);
+    let manifest = json!({
+        "format": "pgsteward-logical-backup/1", "dbIdentifier": s.src, "database": "orders",
+        "serverVersion": "15.18", "scheduledTime": "2026-11-22T02:30:00Z",
+        "startedAt": "2026-11-22T02:30:01Z", "finishedAt": "2026-11-22T02:31:00Z",
+        "dumpKey": format!("{base}.dump"), "sizeBytes": 1, "sha256": "00", "parts": 1,
+        "tables": [{"schema": "public", "name": "orders", "rows": 1000}]
+    });
+    put_object(&bucket, &format!("{base}.dump"), vec![0]).await;
+    put_object(
+        &bucket,
+        &format!("{base}.manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
+    let over = override_to_local(pg, &endpoint(&scratch).await);
+    let mut vars = s.vars(&over);
+    vars.push(("PGSTEWARD_BACKUP_BUCKET", &bucket));
+    let t = task(pg, &vars).await;
+    let verify = t
+        .run(&s.step(Action::Verify, json!({"waitScratch": s.wait})))
+        .await
+        .unwrap();
+    assert_eq!(verify["passed"], true, "{verify:#}");
+    let counts = verify["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rowCounts")
+        .unwrap();
+    assert_eq!(counts["detail"]["comparedWith"], format!("{base}.dump"));
+    assert_eq!(
+        counts["detail"]["mismatches"],
+        json!(["public.orders (1200 rows, manifest 1000)"])
+    );
+    t.run(&s.step(Action::Teardown, json!({}))).await.unwrap();
+    assert!(!instances().await.contains(&scratch));
+}

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod drill;
 pub mod dump;
+pub mod mark;
 pub mod pick;
 pub mod render;
 pub mod report;
@@ -26,7 +27,6 @@ use crate::aws::rds_drill::RdsDrill;
 use crate::aws::rds_restore::{Endpoint, RdsRestore};
 use crate::error::{Error, Result};
 use crate::pg::{ConnectSettings, Target};
-use crate::retention_prune::backups::VERIFIED_MARKER;
 use crate::Deps;
 pub use request::{parse_event, Action, Drill, Kind, Request, VerifyConfig};
 
@@ -306,7 +306,13 @@ impl BackupVerify {
             }
         };
         let mut client = crate::pg::connect_target(&target).await?;
-        let (c, secs) = checks::row_counts(&client, manifest.as_ref()).await?;
+        let exact = drill.kind == Kind::Logical;
+        let manifest = match (manifest, &self.store) {
+            (Some(m), _) => Some(m),
+            (None, Some(store)) => pick::latest_manifest(&**store, &self.config).await,
+            (None, None) => None,
+        };
+        let (c, secs) = checks::row_counts(&client, manifest.as_ref(), exact).await?;
         timings.insert("rowCounts".into(), json!(secs));
         all.push(c);
         let (c, secs) = checks::amcheck(&client).await?;
@@ -325,47 +331,6 @@ impl BackupVerify {
         Ok(
             json!({"passed": passed, "checks": all, "rtoSeconds": rto, "rpoMinutes": drill.rpo_minutes, "timings": timings}),
         )
-    }
-
-    /// The one call site that marks a backup verified; only after a passing verify.
-    async fn tag_verified(&self, req: &Request, now: DateTime<Utc>) -> Result<Value> {
-        let drill = req.drill()?;
-        let verify = req.result("verify");
-        if !verify.is_some_and(|v| v["passed"] == true && v["dryRun"] != true) {
-            return Err(Error::Unsafe(format!(
-                "{} was not tagged verified: results.verify.passed is not true (verify failed, did not run, or was a dry run)",
-                drill.backup.id
-            )));
-        }
-        match drill.kind {
-            Kind::Snapshot => {
-                scratch::tag_verified(
-                    &*self.rds.drill,
-                    self.config.source,
-                    drill,
-                    now,
-                    req.dry_run,
-                )
-                .await
-            }
-            Kind::Logical => {
-                let key = format!("{}{VERIFIED_MARKER}", drill.backup.id);
-                if req.dry_run {
-                    return Ok(json!({"dryRun": true, "wouldWrite": key}));
-                }
-                let marker = json!({
-                    "drillId": drill.drill_id, "verifiedAt": now, "backup": drill.backup,
-                    "rtoSeconds": verify.and_then(|v| v.get("rtoSeconds")), "rpoMinutes": drill.rpo_minutes,
-                    "checks": verify.and_then(|v| v.get("checks")),
-                    "report": format!("{}.json", report::key(&self.config.common.db_identifier, &drill.drill_id)),
-                });
-                let body = serde_json::to_vec_pretty(&marker)
-                    .map_err(|e| Error::internal(format!("marker json: {e}")))?;
-                let store = self.store()?;
-                store.put(&key, body, "application/json").await?;
-                Ok(json!({"marker": format!("{}/{key}", store.location())}))
-            }
-        }
     }
 
     /// Builds, writes and publishes the report; prints the EMF line.

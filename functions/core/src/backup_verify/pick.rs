@@ -161,6 +161,28 @@ pub async fn logical(
     ))
 }
 
+/// The newest dump's manifest of this database, best effort (a snapshot drill compares with it).
+pub async fn latest_manifest(store: &dyn ObjectStore, config: &VerifyConfig) -> Option<Manifest> {
+    let prefix = format!(
+        "{}/{}/",
+        config.prefix.trim_end_matches('/'),
+        config.common.db_identifier
+    );
+    let listed = store.list(&prefix).await.ok()?;
+    let dumps: std::collections::BTreeSet<&str> = listed
+        .iter()
+        .filter_map(|o| o.key.strip_suffix(DUMP))
+        .collect();
+    let base = listed
+        .iter()
+        .filter_map(|o| o.key.strip_suffix(MANIFEST))
+        .filter(|b| dumps.contains(b))
+        .max()?;
+    read_manifest(store, &format!("{base}{MANIFEST}"))
+        .await
+        .ok()
+}
+
 pub async fn read_manifest(store: &dyn ObjectStore, key: &str) -> Result<Manifest> {
     let mut bytes = Vec::new();
     store
