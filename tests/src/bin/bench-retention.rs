@@ -15,22 +15,12 @@ use chrono::{TimeZone, Utc};
 use pgsteward_core::retention_prune::policy::{self, Backup, Policy};
 use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
+use pgsteward_tests::process::vm_hwm_kib;
 use pgsteward_tests::rds_pages::paging_proxy;
 use pgsteward_tests::retention::task_at;
 use pgsteward_tests::s3_sink::S3Sink;
 use pgsteward_tests::snapshots::{bucket, instance, sdk_at};
 use serde_json::json;
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// Runs `cmd`, returning (seconds, peak RSS in KiB sampled from /proc while it runs).
 fn run_sampled(cmd: &mut Command) -> (f64, u64) {

@@ -18,18 +18,8 @@ use std::time::{Duration, Instant};
 
 use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
+use pgsteward_tests::process::vm_hwm_kib;
 use pgsteward_tests::s3_sink::{stat_cpu_secs, S3Sink};
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 /// (state, own CPU s, waited-for children's CPU s) from `/proc/<pid>/stat`.
 fn proc_stat(pid: u32) -> Option<(char, f64, f64)> {
