@@ -11,13 +11,13 @@
 //!   `pitr_restore`, `backup_verify`
 
 pub mod aws;
+pub mod backup_verify;
 pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod health_check;
 pub mod pg;
-pub mod backup_verify;
 pub mod pitr_restore;
 pub mod report;
 pub mod retention_prune;
