@@ -8,12 +8,14 @@ use pgsteward_core::aws::objects::{ObjectStore, S3Objects};
 use pgsteward_core::aws::rds_restore::SdkRdsRestore;
 use pgsteward_core::aws::secret_versions::SdkSecretVersions;
 use pgsteward_core::pitr_restore::{ObjectStores, PitrConfig, PitrRestore};
-use serde_json::Value;
+use pgsteward_core::Error;
+use serde_json::{json, Value};
 
+use crate::fixtures::rds_secret;
 use crate::fixtures::{env, moto_deps};
 use crate::moto::Moto;
 use crate::postgres::Postgres;
-use crate::snapshots::rds;
+use crate::snapshots::{id, rds};
 
 /// Held by every test of a binary that creates RDS instances, and by the ones that count
 /// them: "nothing was created" is then a count that other tests cannot disturb.
@@ -188,4 +190,76 @@ pub async fn table_with_rows(pg: &Postgres, db: &str, table: &str, n: i64) {
         ))
         .await
         .unwrap_or_else(|e| panic!("{table}: {e}"));
+}
+
+// Shared by the pitr-restore test files.
+
+pub async fn act(t: &PitrRestore, event: Value) -> Result<Value, Error> {
+    t.handle(event).await
+}
+
+pub fn message(r: Result<Value, Error>, error_type: &str) -> String {
+    let e = r.expect_err("expected a refusal");
+    assert_eq!(e.error_type(), error_type, "{e}");
+    e.to_string()
+}
+
+/// A source with backups, a subnet group, and a task for it (no database needed).
+pub async fn aws_only(extra: &[(&str, &str)]) -> (PitrRestore, String, String) {
+    let pg = Postgres::shared();
+    let src = id();
+    source(&src).await;
+    let subnets = subnet_group().await;
+    let mut vars = vec![
+        (
+            "PGSTEWARD_DATABASE_URL",
+            "postgresql://u@127.0.0.1:1/db?sslmode=disable",
+        ),
+        ("PGSTEWARD_DB_IDENTIFIER", src.as_str()),
+        ("PGSTEWARD_RESTORE_SUBNET_GROUP", subnets.as_str()),
+        (
+            "PGSTEWARD_RESTORE_SECURITY_GROUPS",
+            "sg-0123456789abcdef0,sg-0fedcba9876543210",
+        ),
+        ("PGSTEWARD_RESTORE_INSTANCE_CLASS", "db.t3.small"),
+    ];
+    vars.extend_from_slice(extra);
+    (task(pg, &vars).await, src, subnets)
+}
+
+/// A database standing in for the restored instance, reached through the override.
+pub struct Restored {
+    pub t: PitrRestore,
+    pub db: String,
+    pub target: String,
+}
+
+pub async fn restored(extra: &[(&str, &str)]) -> Restored {
+    let pg = Postgres::shared();
+    let db = pg.create_database("restored").await;
+    let (t, src, subnets) = {
+        let _rds = RDS_WRITES.lock().await;
+        let (t, src, subnets) = aws_only(&[]).await;
+        let target = format!("{src}-restore");
+        act(&t, json!({"action": "restore", "targetDbInstanceIdentifier": target, "useLatestRestorableTime": true}))
+            .await
+            .unwrap();
+        (t, src, subnets)
+    };
+    drop(t);
+    let target = format!("{src}-restore");
+    let over = override_to_local(pg, &endpoint(&target).await);
+    let secret = rds_secret(pg, "postgres", &pg.superuser_password, &db).await;
+    let mut vars = vec![
+        ("PGSTEWARD_DB_SECRET_ARN", secret.as_str()),
+        ("PGSTEWARD_DB_IDENTIFIER", src.as_str()),
+        ("PGSTEWARD_RESTORE_SUBNET_GROUP", subnets.as_str()),
+        ("PGSTEWARD_ENDPOINT_OVERRIDE", over.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    Restored {
+        t: task(pg, &vars).await,
+        db,
+        target,
+    }
 }
