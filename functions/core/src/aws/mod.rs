@@ -5,6 +5,7 @@
 mod errors;
 pub mod objects;
 pub mod rds_backups;
+mod rds_convert;
 pub mod rds_drill;
 pub mod rds_restore;
 pub mod rds_snapshots;

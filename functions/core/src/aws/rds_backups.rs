@@ -2,12 +2,12 @@
 //! call per 100, never a tag call per snapshot), delete one, and find and delete the
 //! drill's scratch instances and clusters.
 
+use super::rds_convert::{from_sdk_time, tag_map};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
-use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 
 use super::classify_sdk_error;
@@ -93,16 +93,6 @@ impl SdkRdsBackups {
     }
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
-
-fn utc(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-}
-
 fn place(region: Option<&str>) -> String {
     region.map(|r| format!(" in {r}")).unwrap_or_default()
 }
@@ -134,7 +124,7 @@ impl RdsBackups for SdkRdsBackups {
                         id: s.db_snapshot_identifier().unwrap_or("").to_string(),
                         status: s.status().unwrap_or("").to_string(),
                         snapshot_type: s.snapshot_type().unwrap_or("").to_string(),
-                        created: utc(s.snapshot_create_time()),
+                        created: from_sdk_time(s.snapshot_create_time()),
                         tags: tag_map(s.tag_list()),
                     }));
                     page.marker
@@ -152,7 +142,7 @@ impl RdsBackups for SdkRdsBackups {
                         id: s.db_cluster_snapshot_identifier().unwrap_or("").to_string(),
                         status: s.status().unwrap_or("").to_string(),
                         snapshot_type: s.snapshot_type().unwrap_or("").to_string(),
-                        created: utc(s.snapshot_create_time()),
+                        created: from_sdk_time(s.snapshot_create_time()),
                         tags: tag_map(s.tag_list()),
                     }));
                     page.marker
@@ -212,7 +202,7 @@ impl RdsBackups for SdkRdsBackups {
                         kind: SourceKind::Instance,
                         id: i.db_instance_identifier().unwrap_or("").to_string(),
                         status: i.db_instance_status().unwrap_or("").to_string(),
-                        created: utc(i.instance_create_time()),
+                        created: from_sdk_time(i.instance_create_time()),
                         tags,
                     });
                 }
@@ -238,7 +228,7 @@ impl RdsBackups for SdkRdsBackups {
                         kind: SourceKind::Cluster,
                         id: c.db_cluster_identifier().unwrap_or("").to_string(),
                         status: c.status().unwrap_or("").to_string(),
-                        created: utc(c.cluster_create_time()),
+                        created: from_sdk_time(c.cluster_create_time()),
                         tags,
                     });
                 }

@@ -1,6 +1,7 @@
 //! What the verification drill needs of RDS beyond the restore port: restore a snapshot as a
 //! scratch instance (or cluster) and tag a snapshot as verified.
 
+use super::rds_convert::sdk_tags;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_rds::types::Tag;
@@ -47,13 +48,6 @@ impl SdkRdsDrill {
     }
 }
 
-fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
-    pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
 #[async_trait]
 impl RdsDrill for SdkRdsDrill {
     async fn restore_snapshot(&self, spec: &ScratchSpec) -> Result<()> {
@@ -69,7 +63,7 @@ impl RdsDrill for SdkRdsDrill {
                 .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
                 .publicly_accessible(false)
                 .multi_az(false)
-                .set_tags(Some(tags(&spec.tags)))
+                .set_tags(Some(sdk_tags(&spec.tags)))
                 .send()
                 .await
                 .map(|_| ())
@@ -82,7 +76,7 @@ impl RdsDrill for SdkRdsDrill {
                 .engine("aurora-postgresql")
                 .db_subnet_group_name(&spec.subnet_group)
                 .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
-                .set_tags(Some(tags(&spec.tags)))
+                .set_tags(Some(sdk_tags(&spec.tags)))
                 .send()
                 .await
                 .map(|_| ())

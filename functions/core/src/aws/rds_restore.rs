@@ -1,9 +1,9 @@
 //! The RDS port for point-in-time restores, shaped by what pitr-restore needs, and its SDK
 //! adapter. The only mutating call is `restore`; nothing here modifies or deletes a source.
 
+use super::rds_convert::{from_sdk_time, not_found_is_none, sdk_tags, tag_pairs, to_sdk_time};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 
 use super::classify_sdk_error;
@@ -91,35 +91,6 @@ impl SdkRdsRestore {
     }
 }
 
-fn time(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-}
-
-fn smithy(t: DateTime<Utc>) -> aws_sdk_rds::primitives::DateTime {
-    aws_sdk_rds::primitives::DateTime::from_secs(t.timestamp())
-}
-
-fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-        .collect()
-}
-
-fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
-    pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-/// "Not found" is an answer here, not a failure.
-fn none_if_missing<T>(r: Result<Option<T>>) -> Result<Option<T>> {
-    match r {
-        Err(Error::NotFound(_)) => Ok(None),
-        other => other,
-    }
-}
-
 /// The writer instance of a restored Aurora cluster.
 pub fn cluster_writer(target: &str) -> String {
     format!("{target}-writer")
@@ -144,9 +115,9 @@ impl RdsRestore for SdkRdsRestore {
                         instance_class: i.db_instance_class().map(str::to_string),
                         engine: i.engine().map(str::to_string),
                         backup_retention_days: i.backup_retention_period().unwrap_or(0),
-                        latest_restorable: time(i.latest_restorable_time()),
+                        latest_restorable: from_sdk_time(i.latest_restorable_time()),
                         earliest_restorable: None,
-                        tags: pairs(i.tag_list()),
+                        tags: tag_pairs(i.tag_list()),
                     })
                 }),
             SourceKind::Cluster => self
@@ -163,13 +134,13 @@ impl RdsRestore for SdkRdsRestore {
                         instance_class: c.db_cluster_instance_class().map(str::to_string),
                         engine: c.engine().map(str::to_string),
                         backup_retention_days: c.backup_retention_period().unwrap_or(0),
-                        latest_restorable: time(c.latest_restorable_time()),
-                        earliest_restorable: time(c.earliest_restorable_time()),
-                        tags: pairs(c.tag_list()),
+                        latest_restorable: from_sdk_time(c.latest_restorable_time()),
+                        earliest_restorable: from_sdk_time(c.earliest_restorable_time()),
+                        tags: tag_pairs(c.tag_list()),
                     })
                 }),
         };
-        none_if_missing(found)
+        not_found_is_none(found)
     }
 
     async fn earliest_restorable(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
@@ -181,11 +152,11 @@ impl RdsRestore for SdkRdsRestore {
             .send()
             .await
             .map_err(|e| classify_sdk_error(e, &what));
-        let backups = none_if_missing(backups.map(Some))?;
+        let backups = not_found_is_none(backups.map(Some))?;
         let window = backups
             .iter()
             .flat_map(|o| o.db_instance_automated_backups())
-            .filter_map(|b| time(b.restore_window()?.earliest_time()))
+            .filter_map(|b| from_sdk_time(b.restore_window()?.earliest_time()))
             .min();
         if window.is_some() {
             return Ok(window);
@@ -201,10 +172,10 @@ impl RdsRestore for SdkRdsRestore {
             .send()
             .await
             .map_err(|e| classify_sdk_error(e, &what));
-        Ok(none_if_missing(snaps.map(Some))?
+        Ok(not_found_is_none(snaps.map(Some))?
             .iter()
             .flat_map(|o| o.db_snapshots())
-            .filter_map(|s| time(s.snapshot_create_time()))
+            .filter_map(|s| from_sdk_time(s.snapshot_create_time()))
             .min())
     }
 
@@ -227,8 +198,8 @@ impl RdsRestore for SdkRdsRestore {
                                 port: u16::try_from(e.port()?).ok()?,
                             })
                         }),
-                        tags: pairs(i.tag_list()),
-                        created_at: time(i.instance_create_time()),
+                        tags: tag_pairs(i.tag_list()),
+                        created_at: from_sdk_time(i.instance_create_time()),
                     })
                 }),
             SourceKind::Cluster => self
@@ -247,12 +218,12 @@ impl RdsRestore for SdkRdsRestore {
                                 port: u16::try_from(c.port()?).ok()?,
                             })
                         }),
-                        tags: pairs(c.tag_list()),
-                        created_at: time(c.cluster_create_time()),
+                        tags: tag_pairs(c.tag_list()),
+                        created_at: from_sdk_time(c.cluster_create_time()),
                     })
                 }),
         };
-        let mut found = none_if_missing(found)?;
+        let mut found = not_found_is_none(found)?;
         // An available cluster serves SQL only once its writer is available too.
         if let (SourceKind::Cluster, Some(t)) = (kind, found.as_mut()) {
             if t.status == "available" {
@@ -275,7 +246,7 @@ impl RdsRestore for SdkRdsRestore {
                     .restore_db_instance_to_point_in_time()
                     .source_db_instance_identifier(&spec.source)
                     .target_db_instance_identifier(&spec.target)
-                    .set_restore_time(spec.restore_time.map(smithy))
+                    .set_restore_time(spec.restore_time.map(to_sdk_time))
                     .use_latest_restorable_time(spec.restore_time.is_none())
                     .db_subnet_group_name(&spec.subnet_group)
                     .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
@@ -283,7 +254,7 @@ impl RdsRestore for SdkRdsRestore {
                     .set_db_instance_class(spec.instance_class.clone())
                     .publicly_accessible(false)
                     .copy_tags_to_snapshot(true)
-                    .set_tags(Some(tags(&spec.tags)))
+                    .set_tags(Some(sdk_tags(&spec.tags)))
                     .send()
                     .await
                     .map_err(|e| classify_sdk_error(e, &what))?;
@@ -303,13 +274,13 @@ impl RdsRestore for SdkRdsRestore {
                     .restore_db_cluster_to_point_in_time()
                     .source_db_cluster_identifier(&spec.source)
                     .db_cluster_identifier(&spec.target)
-                    .set_restore_to_time(spec.restore_time.map(smithy))
+                    .set_restore_to_time(spec.restore_time.map(to_sdk_time))
                     .use_latest_restorable_time(spec.restore_time.is_none())
                     .db_subnet_group_name(&spec.subnet_group)
                     .set_vpc_security_group_ids(Some(spec.security_groups.clone()))
                     .set_db_cluster_parameter_group_name(spec.parameter_group.clone())
                     .copy_tags_to_snapshot(true)
-                    .set_tags(Some(tags(&spec.tags)))
+                    .set_tags(Some(sdk_tags(&spec.tags)))
                     .send()
                     .await
                     .map_err(|e| classify_sdk_error(e, &what))?;
@@ -341,7 +312,7 @@ impl RdsRestore for SdkRdsRestore {
             .db_instance_class(class)
             .set_engine(spec.engine.clone())
             .publicly_accessible(false)
-            .set_tags(Some(tags(&spec.tags)))
+            .set_tags(Some(sdk_tags(&spec.tags)))
             .send()
             .await
             .map(|_| ())

@@ -1,8 +1,8 @@
 //! The RDS port for snapshots, shaped by what the snapshot task needs, and its SDK adapter.
 
+use super::rds_convert::{not_found_is_none, sdk_tags};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_rds::types::Tag;
 
 use super::classify_sdk_error;
 use crate::error::{Error, Result};
@@ -103,21 +103,6 @@ impl SdkRdsSnapshots {
             .build();
         aws_sdk_rds::Client::from_conf(conf)
     }
-}
-
-/// "Not found" is an answer here, not a failure.
-fn not_found_is_none<T>(r: Result<Option<T>>) -> Result<Option<T>> {
-    match r {
-        Err(Error::NotFound(_)) => Ok(None),
-        other => other,
-    }
-}
-
-fn tags(pairs: &[(String, String)]) -> Vec<Tag> {
-    pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
 }
 
 #[async_trait]
@@ -222,7 +207,7 @@ impl RdsSnapshots for SdkRdsSnapshots {
                     .create_db_snapshot()
                     .db_instance_identifier(source_id)
                     .db_snapshot_identifier(snapshot_id)
-                    .set_tags(Some(tags(pairs)))
+                    .set_tags(Some(sdk_tags(pairs)))
                     .send()
                     .await
                     .map_err(|e| classify_sdk_error(e, &what))?;
@@ -241,7 +226,7 @@ impl RdsSnapshots for SdkRdsSnapshots {
                     .create_db_cluster_snapshot()
                     .db_cluster_identifier(source_id)
                     .db_cluster_snapshot_identifier(snapshot_id)
-                    .set_tags(Some(tags(pairs)))
+                    .set_tags(Some(sdk_tags(pairs)))
                     .send()
                     .await
                     .map_err(|e| classify_sdk_error(e, &what))?;
@@ -336,7 +321,7 @@ impl RdsSnapshots for SdkRdsSnapshots {
                 .target_db_snapshot_identifier(target_id)
                 .set_kms_key_id(kms_key.map(str::to_string))
                 .copy_tags(true)
-                .set_tags(Some(tags(pairs)))
+                .set_tags(Some(sdk_tags(pairs)))
                 .send()
                 .await
                 .map(|_| ())
@@ -347,7 +332,7 @@ impl RdsSnapshots for SdkRdsSnapshots {
                 .target_db_cluster_snapshot_identifier(target_id)
                 .set_kms_key_id(kms_key.map(str::to_string))
                 .copy_tags(true)
-                .set_tags(Some(tags(pairs)))
+                .set_tags(Some(sdk_tags(pairs)))
                 .send()
                 .await
                 .map(|_| ())
