@@ -176,3 +176,21 @@ pub fn lambda_env(api: &RuntimeApi, name: &str) -> Vec<(&'static str, String)> {
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
     ]
 }
+
+/// A function binary set up as Lambda runs it: an empty environment but PATH, the Runtime API
+/// address, moto's endpoint and credentials, and `vars`. The caller chooses stdout/stderr.
+pub fn function_command(
+    bin: impl AsRef<std::ffi::OsStr>,
+    name: &str,
+    api: &RuntimeApi,
+    vars: &[(&str, String)],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(lambda_env(api, name))
+        .envs(crate::moto::Moto::shared().env())
+        .envs(vars.iter().map(|(k, v)| (*k, v.clone())))
+        .stdin(std::process::Stdio::null());
+    cmd
+}

@@ -1,12 +1,11 @@
 //! The real health-check binary on a local Lambda Runtime API, with payloads from
 //! events/health-check/, configured from a Secrets Manager secret in moto.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use pgsteward_tests::fixtures::{login_role, rds_secret};
-use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
-use pgsteward_tests::runtime_api::{lambda_env, Outcome, RuntimeApi};
+use pgsteward_tests::runtime_api::{function_command, Outcome, RuntimeApi};
 use pgsteward_tests::{repo_root, workspace_binary};
 use serde_json::Value;
 
@@ -15,16 +14,11 @@ fn spawn_function(api: &RuntimeApi, extra: &[(&str, String)]) -> Child {
 }
 
 fn spawn_named(name: &str, api: &RuntimeApi, extra: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(workspace_binary(name));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(lambda_env(api, name))
-        .envs(Moto::shared().env())
-        .envs(extra.iter().map(|(k, v)| (*k, v.clone())))
-        .stdin(Stdio::null())
+    function_command(workspace_binary(name), name, api, extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().expect("start health-check binary")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the {name} binary: {e}"))
 }
 
 /// The function configured as deployed: credentials from the RDS secret in moto, the

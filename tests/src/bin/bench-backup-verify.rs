@@ -11,21 +11,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
-use pgsteward_tests::runtime_api::{lambda_env, Outcome, RuntimeApi};
+use pgsteward_tests::runtime_api::{function_command, Outcome, RuntimeApi};
 use pgsteward_tests::snapshots::bucket;
 use pgsteward_tests::verify::object;
 use serde_json::{json, Value};
 
 fn spawn(bin: &str, api: &RuntimeApi, vars: &[(&str, String)]) -> Child {
-    Command::new(bin)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(lambda_env(api, "backup-verify"))
-        .envs(Moto::shared().env())
-        .envs(vars.iter().map(|(k, v)| (*k, v.clone())))
-        .stdin(Stdio::null())
+    function_command(bin, "backup-verify", api, vars)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

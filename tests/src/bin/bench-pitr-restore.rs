@@ -13,10 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use pgsteward_tests::fixtures::{login_role, rds_secret};
-use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
 use pgsteward_tests::restore::{secret, source, subnet_group};
-use pgsteward_tests::runtime_api::{lambda_env, Outcome, RuntimeApi};
+use pgsteward_tests::runtime_api::{function_command, Outcome, RuntimeApi};
 use pgsteward_tests::snapshots::bucket;
 use serde_json::{json, Value};
 
@@ -32,13 +31,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn spawn(bin: &str, api: &RuntimeApi, vars: &[(&str, String)]) -> Child {
-    Command::new(bin)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(lambda_env(api, "pitr-restore"))
-        .envs(Moto::shared().env())
-        .envs(vars.iter().map(|(k, v)| (*k, v.clone())))
-        .stdin(Stdio::null())
+    function_command(bin, "pitr-restore", api, vars)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
