@@ -7,6 +7,7 @@
 //! - `pg`: connections (URL / secret / IAM, verified TLS) and identifier quoting
 //! - `aws`: narrow ports over AWS and their SDK adapters
 //! - `report`: the run report
+//! - `digest`: SHA-256 of streamed bytes
 //! - one module per task: `health_check`, `vacuum_sweep`, `snapshot`, `retention_prune`,
 //!   `pitr_restore`, `backup_verify`
 
@@ -14,6 +15,7 @@ pub mod aws;
 pub mod backup_verify;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod health_check;

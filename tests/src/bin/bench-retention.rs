@@ -15,33 +15,37 @@ use chrono::{TimeZone, Utc};
 use pgsteward_core::retention_prune::policy::{self, Backup, Policy};
 use pgsteward_tests::moto::Moto;
 use pgsteward_tests::postgres::Postgres;
-use pgsteward_tests::process::vm_hwm_kib;
+use pgsteward_tests::process::{cpu_secs, vm_hwm_kib};
 use pgsteward_tests::rds_pages::paging_proxy;
 use pgsteward_tests::retention::task_at;
 use pgsteward_tests::s3_sink::S3Sink;
 use pgsteward_tests::snapshots::{bucket, instance, sdk_at};
 use serde_json::json;
 
-/// Runs `cmd`, returning (seconds, peak RSS in KiB sampled from /proc while it runs).
-fn run_sampled(cmd: &mut Command) -> (f64, u64) {
+/// Runs `cmd`, returning (seconds, peak RSS in KiB, CPU seconds), sampled from /proc while
+/// it runs (the CPU time misses at most the last sampling interval).
+fn run_sampled(cmd: &mut Command) -> (f64, u64, f64) {
     let t = Instant::now();
     let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut peak = 0;
+    let (mut peak, mut cpu) = (0, 0.0);
     loop {
         if let Some(k) = vm_hwm_kib(child.id()) {
             peak = peak.max(k);
+        }
+        if let Some(c) = cpu_secs(child.id()) {
+            cpu = c;
         }
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{cmd:?} failed");
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    (t.elapsed().as_secs_f64(), peak)
+    (t.elapsed().as_secs_f64(), peak, cpu)
 }
 
 async fn planning(snapshots: usize) {
@@ -216,7 +220,7 @@ async fn archiving(bin: &str, rows: u64, sink: &S3Sink) {
         .await
         .unwrap();
     let out = std::env::temp_dir().join(format!("{db}.csv.gz"));
-    let (t_psql, _) = run_sampled(
+    let (t_psql, _, _) = run_sampled(
         Command::new("psql")
             .args(["-X", "-q", "-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "postgres", "-d", &db, "-c"])
             .arg(format!(
@@ -239,8 +243,9 @@ async fn archiving(bin: &str, rows: u64, sink: &S3Sink) {
     let on_sink = sink.env();
     for (run, (batch, aws)) in [
         ("10000", &on_moto),
+        ("50000", &on_moto),
         ("100000", &on_moto),
-        ("100000", &on_sink),
+        ("50000", &on_sink),
     ]
     .into_iter()
     .enumerate()
@@ -249,7 +254,7 @@ async fn archiving(bin: &str, rows: u64, sink: &S3Sink) {
         c.batch_execute("VACUUM ANALYZE audit_events")
             .await
             .unwrap();
-        let (t_ours, rss) = run_sampled(
+        let (t_ours, rss, cpu) = run_sampled(
             Command::new(bin)
                 .args([
                     "retention-prune",
@@ -273,11 +278,12 @@ async fn archiving(bin: &str, rows: u64, sink: &S3Sink) {
             .get(0);
         assert_eq!(left, 0, "every row archived and deleted");
         row.push_str(&format!(
-            " {:.2} s ({:.0} rows/s) **{:.2}×**, {:.1} MiB |",
+            " {:.2} s ({:.0} rows/s) **{:.2}×**, {:.1} MiB, CPU {:.2} s |",
             t_ours,
             rows as f64 / t_ours,
             t_psql / t_ours,
-            rss as f64 / 1024.0
+            rss as f64 / 1024.0,
+            cpu
         ));
     }
     println!("{row}");
@@ -299,8 +305,8 @@ async fn main() {
     }
     let sink = S3Sink::start_keeping();
     println!("### Archiving old rows (archive to S3, read back, then delete; vs psql \\copy … TO PROGRAM 'gzip', which only reads)\n");
-    println!("| rows | psql \\copy to gzip | pgsteward → moto, batches of 10,000: time, ratio, peak RSS | → moto, batches of 100,000 | → in-memory S3 sink, batches of 100,000 |");
-    println!("|---|---|---|---|---|");
+    println!("| rows | psql \\copy to gzip | pgsteward → moto, batches of 10,000: time, ratio, peak RSS, our CPU | → moto, batches of 50,000 (the default) | → moto, batches of 100,000 | → in-memory S3 sink, batches of 50,000 |");
+    println!("|---|---|---|---|---|---|");
     for r in rows {
         archiving(&bin, r, &sink).await;
     }

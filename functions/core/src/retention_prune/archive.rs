@@ -398,30 +398,39 @@ impl Archiver<'_> {
                     None => None,
                 }
             };
+            // The settled batch's manifest write overlaps the next batch too: the manifest
+            // lists it only once it is committed.
             let settling = async {
-                match &pending {
-                    Some(p) => Some(batch::settle(self.clients[p.which], store.as_ref(), p).await),
-                    None => None,
-                }
+                let p = pending.as_ref()?;
+                let done = Archived {
+                    table: w.rule.table.clone(),
+                    key: p.key.clone(),
+                    rows: p.rows,
+                    bytes: p.bytes,
+                    sha256: p.sha256.clone(),
+                };
+                let result = match batch::settle(self.clients[p.which], store, p).await {
+                    Ok(()) => self
+                        .write_manifest(store.as_ref(), archived, Some(&done))
+                        .await
+                        .map(|_| done),
+                    Err(e) => Err(e),
+                };
+                Some(result)
             };
             let (settled, staged) = futures_util::future::join(settling, staging).await;
             if let Some(result) = settled {
                 let p = pending.take().expect("settled a pending batch");
-                if let Err(e) = result {
-                    if let Some(Ok(Some(s))) = &staged {
-                        batch::abandon(self.clients[s.which]).await;
+                match result {
+                    Ok(done) => archived.push(done),
+                    Err(e) => {
+                        if let Some(Ok(Some(s))) = &staged {
+                            batch::abandon(self.clients[s.which]).await;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
                 outcome.add(p.rows);
-                archived.push(Archived {
-                    table: w.rule.table.clone(),
-                    key: p.key,
-                    rows: p.rows,
-                    bytes: p.bytes,
-                    sha256: p.sha256,
-                });
-                self.write_manifest(store.as_ref(), archived).await?;
                 tracing::info!(table = %w.rule.table, rows = outcome.rows, page, pages = w.pages, "archive progress");
             }
             if let (Some(range), Some(result)) = (range, staged) {
@@ -446,14 +455,21 @@ impl Archiver<'_> {
         }
     }
 
-    async fn write_manifest(&self, store: &dyn ObjectStore, archived: &[Archived]) -> Result<()> {
+    /// The run's manifest: the batches committed so far, and `last` when it has just been.
+    async fn write_manifest(
+        &self,
+        store: &dyn ObjectStore,
+        archived: &[Archived],
+        last: Option<&Archived>,
+    ) -> Result<()> {
+        let objects: Vec<&Archived> = archived.iter().chain(last).collect();
         let body = serde_json::to_vec_pretty(&json!({
             "format": "pgsteward-archive-run/1",
             "dbIdentifier": self.db,
             "scheduledTime": self.slot,
             "runStartedAt": self.run_started,
-            "objects": archived,
-            "rows": archived.iter().map(|a| a.rows).sum::<u64>(),
+            "rows": objects.iter().map(|a| a.rows).sum::<u64>(),
+            "objects": objects,
         }))
         .map_err(|e| Error::internal(format!("manifest json: {e}")))?;
         store

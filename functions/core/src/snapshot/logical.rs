@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::aws::objects::ObjectStore;
+use crate::digest::{hex, sha256};
 use crate::error::{Error, Result};
 use crate::pg::{quote_qualified, Target};
 use crate::report::Report;
@@ -391,27 +392,6 @@ async fn join(h: JoinHandle<Result<(i32, String)>>) -> Result<(i32, String)> {
         .map_err(|e| Error::internal(format!("a part upload task failed: {e}")))?
 }
 
-/// A SHA-256 context from aws-lc (through rustls's crypto provider, already linked for TLS):
-/// its hand-written assembly uses the CPU's SHA extensions whatever the build's opt-level,
-/// where the `sha2` crate, built for size like the rest, hashes a dump ~4× slower — CPU that
-/// pg_dump's compression needs.
-fn sha256() -> Box<dyn rustls::crypto::hash::Context> {
-    let hash = rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256
-        .tls13()
-        .expect("a TLS 1.3 suite")
-        .common
-        .hash_provider;
-    debug_assert_eq!(
-        hash.algorithm(),
-        rustls::crypto::hash::HashAlgorithm::SHA256
-    );
-    hash.start()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,23 +412,5 @@ mod tests {
             k.manifest,
             "pgsteward/orders-prod/2026/11/22/orders-prod-20261122-0230.manifest.json"
         );
-        assert_eq!(hex(&[0, 255, 16]), "00ff10");
-    }
-
-    #[test]
-    fn sha256_is_sha256_whatever_the_pieces() {
-        use sha2::{Digest, Sha256};
-        let mut h = sha256();
-        h.update(b"abc");
-        assert_eq!(
-            hex(h.finish().as_ref()),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let mut h = sha256();
-        for piece in data.chunks(65_537) {
-            h.update(piece);
-        }
-        assert_eq!(hex(h.finish().as_ref()), hex(&Sha256::digest(&data)));
     }
 }
