@@ -402,21 +402,20 @@ impl Archiver<'_> {
             // lists it only once it is committed.
             let settling = async {
                 let p = pending.as_ref()?;
-                let done = Archived {
-                    table: w.rule.table.clone(),
-                    key: p.key.clone(),
-                    rows: p.rows,
-                    bytes: p.bytes,
-                    sha256: p.sha256.clone(),
+                let settled = async {
+                    batch::settle(self.clients[p.which], store, p).await?;
+                    let done = Archived {
+                        table: w.rule.table.clone(),
+                        key: p.key.clone(),
+                        rows: p.rows,
+                        bytes: p.bytes,
+                        sha256: p.sha256.clone(),
+                    };
+                    self.write_manifest(store.as_ref(), archived, Some(&done))
+                        .await?;
+                    Ok::<_, Error>(done)
                 };
-                let result = match batch::settle(self.clients[p.which], store, p).await {
-                    Ok(()) => self
-                        .write_manifest(store.as_ref(), archived, Some(&done))
-                        .await
-                        .map(|_| done),
-                    Err(e) => Err(e),
-                };
-                Some(result)
+                Some(settled.await)
             };
             let (settled, staged) = futures_util::future::join(settling, staging).await;
             if let Some(result) = settled {

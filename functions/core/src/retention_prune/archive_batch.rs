@@ -184,30 +184,33 @@ async fn stream(b: &Batch<'_>, upload: &mut GzUpload) -> Result<Option<(u64, Str
     let mut rows = std::pin::pin!(rows);
     let mut records = CsvRecords::default();
     let mut block = Vec::with_capacity(BLOCK + 4096);
-    loop {
-        let chunk = rows
-            .next()
-            .await
-            .transpose()
-            .map_err(|e| db_error(&what, e))?;
-        if let Some(chunk) = &chunk {
-            block.extend_from_slice(chunk);
-        }
-        if block.len() >= BLOCK || (chunk.is_none() && !block.is_empty()) {
-            records.feed(&block);
-            upload.write(&block).await?;
-            block.clear();
-        }
-        if chunk.is_none() {
-            break;
+    while let Some(chunk) = rows.next().await {
+        block.extend_from_slice(&chunk.map_err(|e| db_error(&what, e))?);
+        if block.len() >= BLOCK {
+            pass_on(&mut block, &mut records, upload).await?;
         }
     }
+    pass_on(&mut block, &mut records, upload).await?;
     // The header is a record too.
     let rows = records.records.saturating_sub(1);
     if rows == 0 {
         return Ok(None);
     }
     Ok(Some((rows, upload.finish().await?)))
+}
+
+/// Counts a block's records and compresses it into the upload, leaving the block empty.
+async fn pass_on(
+    block: &mut Vec<u8>,
+    records: &mut CsvRecords,
+    upload: &mut GzUpload,
+) -> Result<()> {
+    if !block.is_empty() {
+        records.feed(block);
+        upload.write(block).await?;
+        block.clear();
+    }
+    Ok(())
 }
 
 /// Reads the object back and commits only if it holds every deleted row. The read-back
