@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::aws::rds_snapshots::SourceKind;
 use crate::error::{Error, Result};
 use crate::pg::{ConnectSettings, ConnectionSource};
 
@@ -75,6 +76,28 @@ impl Vars<'_> {
             Some(v) => Err(Error::InvalidConfig(format!(
                 "{key} is '{v}': expected true or false, e.g. {key}=true"
             ))),
+        }
+    }
+
+    /// PGSTEWARD_SNAPSHOT_SOURCE: an RDS instance (the default) or an Aurora cluster.
+    pub fn snapshot_source(&self) -> Result<SourceKind> {
+        match self.get("PGSTEWARD_SNAPSHOT_SOURCE").as_deref() {
+            None | Some("instance") => Ok(SourceKind::Instance),
+            Some("cluster") => Ok(SourceKind::Cluster),
+            Some(other) => Err(Error::InvalidConfig(format!(
+                "PGSTEWARD_SNAPSHOT_SOURCE is '{other}': expected instance or cluster (Aurora), e.g. PGSTEWARD_SNAPSHOT_SOURCE=instance"
+            ))),
+        }
+    }
+
+    /// PGSTEWARD_RESTORE_SECURITY_GROUPS: the ids restored instances get (none: the VPC's default).
+    pub fn restore_security_groups(&self) -> Result<Vec<String>> {
+        let groups = self.list("PGSTEWARD_RESTORE_SECURITY_GROUPS", &[]);
+        match groups.iter().find(|g| !g.starts_with("sg-")) {
+            Some(bad) => Err(Error::InvalidConfig(format!(
+                "PGSTEWARD_RESTORE_SECURITY_GROUPS has '{bad}': expected security group ids, e.g. PGSTEWARD_RESTORE_SECURITY_GROUPS=sg-0123456789abcdef0,sg-0fedcba9876543210"
+            ))),
+            None => Ok(groups),
         }
     }
 

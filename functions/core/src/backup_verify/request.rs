@@ -41,15 +41,7 @@ impl VerifyConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self> {
         let common = CommonConfig::from_env(env)?;
         let v = Vars(env);
-        let source = match v.get("PGSTEWARD_SNAPSHOT_SOURCE").as_deref() {
-            None | Some("instance") => SourceKind::Instance,
-            Some("cluster") => SourceKind::Cluster,
-            Some(other) => {
-                return Err(Error::InvalidConfig(format!(
-                    "PGSTEWARD_SNAPSHOT_SOURCE is '{other}': expected instance or cluster (Aurora), e.g. PGSTEWARD_SNAPSHOT_SOURCE=instance"
-                )))
-            }
-        };
+        let source = v.snapshot_source()?;
         let verify_server = match (
             v.get("PGSTEWARD_VERIFY_DATABASE_URL"),
             v.get("PGSTEWARD_VERIFY_SECRET_ARN"),
@@ -63,12 +55,7 @@ impl VerifyConfig {
             (None, Some(arn)) => Some(ConnectionSource::Secret(arn)),
             (None, None) => None,
         };
-        let security_groups = v.list("PGSTEWARD_RESTORE_SECURITY_GROUPS", &[]);
-        if let Some(bad) = security_groups.iter().find(|g| !g.starts_with("sg-")) {
-            return Err(Error::InvalidConfig(format!(
-                "PGSTEWARD_RESTORE_SECURITY_GROUPS has '{bad}': expected security group ids, e.g. PGSTEWARD_RESTORE_SECURITY_GROUPS=sg-0123456789abcdef0"
-            )));
-        }
+        let security_groups = v.restore_security_groups()?;
         let minutes = |key: &str, default: f64| -> Result<f64> {
             let m: f64 = v.parse(key, default, "a number of minutes", "30")?;
             if m > 0.0 {

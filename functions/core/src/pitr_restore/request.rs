@@ -32,21 +32,8 @@ impl PitrConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self> {
         let common = CommonConfig::from_env(env)?;
         let v = Vars(env);
-        let source = match v.get("PGSTEWARD_SNAPSHOT_SOURCE").as_deref() {
-            None | Some("instance") => SourceKind::Instance,
-            Some("cluster") => SourceKind::Cluster,
-            Some(other) => {
-                return Err(Error::InvalidConfig(format!(
-                    "PGSTEWARD_SNAPSHOT_SOURCE is '{other}': expected instance or cluster (Aurora), e.g. PGSTEWARD_SNAPSHOT_SOURCE=instance"
-                )))
-            }
-        };
-        let security_groups = v.list("PGSTEWARD_RESTORE_SECURITY_GROUPS", &[]);
-        if let Some(bad) = security_groups.iter().find(|g| !g.starts_with("sg-")) {
-            return Err(Error::InvalidConfig(format!(
-                "PGSTEWARD_RESTORE_SECURITY_GROUPS has '{bad}': expected security group ids, e.g. PGSTEWARD_RESTORE_SECURITY_GROUPS=sg-0123456789abcdef0,sg-0fedcba9876543210"
-            )));
-        }
+        let source = v.snapshot_source()?;
+        let security_groups = v.restore_security_groups()?;
         let app_secrets = v.list("PGSTEWARD_APP_SECRET_ARNS", &[]);
         if let Some(bad) = app_secrets
             .iter()

@@ -39,15 +39,7 @@ impl SnapshotConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self> {
         let common = CommonConfig::from_env(env)?;
         let v = Vars(env);
-        let source = match v.get("PGSTEWARD_SNAPSHOT_SOURCE").as_deref() {
-            None | Some("instance") => SourceKind::Instance,
-            Some("cluster") => SourceKind::Cluster,
-            Some(other) => {
-                return Err(Error::InvalidConfig(format!(
-                    "PGSTEWARD_SNAPSHOT_SOURCE is '{other}': expected instance or cluster (Aurora), e.g. PGSTEWARD_SNAPSHOT_SOURCE=instance"
-                )))
-            }
-        };
+        let source = v.snapshot_source()?;
         let part_mib: usize = v.parse(
             "PGSTEWARD_PART_SIZE_MIB",
             8,
